@@ -1,0 +1,37 @@
+# Two set-up commands: `make run` and `make test`. Both create the virtualenv and install on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	# siwe-py is our cross-check reference, not a runtime dependency; its metadata caps web3 below 8.
+	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
+	touch $(STAMP)
+
+run: $(STAMP)
+	PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/siwe_verify.py
+	$(BIN)/python bench/login_http.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

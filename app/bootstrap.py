@@ -1,0 +1,79 @@
+"""Assembly at the edge: turn Settings into a running Provider (engine, migrations, secret, keys).
+
+Shared by the server's lifespan and the CLI, so both work on exactly the same database and keys.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.clock import Clock, Entropy, SystemClock, SystemEntropy
+from app.oauth.provider import KeyHolder, Provider
+from app.oidc import keys
+from app.settings import Settings
+from app.storage import migrate
+from app.storage.db import create_engine
+from app.storage.sql import SqlStore
+
+DEV_SECRET_FILE = "secret.key"
+
+
+def development_secret(data_dir: Path) -> bytes:
+    """Development only: a random secret generated once and kept in the data dir (mode 0600)."""
+    path = data_dir / DEV_SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    value = secrets.token_urlsafe(48).encode()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value
+
+
+def server_secret(settings: Settings) -> bytes:
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    if settings.mode == "production":  # also refused by Settings; kept here so this can never fall through
+        raise RuntimeError("PORTCULLIS_SECRET_KEY is required in production")
+    return development_secret(settings.data_dir)
+
+
+@dataclass(slots=True)
+class Runtime:
+    provider: Provider
+    engine: AsyncEngine
+    secret: bytes
+
+
+async def start(settings: Settings, clock: Clock | None = None, entropy: Entropy | None = None) -> Runtime:
+    """Open the database, apply migrations, load (or create) signing keys."""
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate.upgrade(engine)
+        store = SqlStore(engine)
+        secret = server_secret(settings)
+        window = keys.publish_window(
+            timedelta(seconds=settings.access_token_ttl_seconds), timedelta(seconds=settings.id_token_ttl_seconds)
+        )
+        ring = await keys.load_or_create(store, secret, settings.signing_alg, clock.now(), window)
+    except BaseException:
+        await engine.dispose()
+        raise
+    provider = Provider(
+        settings=settings,
+        store=store,
+        key_store=store,
+        keys=KeyHolder(ring),
+        clock=clock,
+        entropy=entropy or SystemEntropy(),
+    )
+    return Runtime(provider, engine, secret)

@@ -1,0 +1,111 @@
+"""The ``portcullis`` command. Every subcommand reads the same PORTCULLIS_* settings as the server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from app.settings import Settings, SettingsError, load_settings
+
+
+def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.http.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.cli.demo import run_demo
+
+    return run_demo(args.url or settings.issuer, client_id=args.client_id or settings.default_client_id)
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.storage import migrate
+    from app.storage.db import create_engine
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate.upgrade(engine)
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from app import bootstrap
+    from app.oidc import keys
+
+    async def run() -> list[dict[str, object]]:
+        runtime = await bootstrap.start(settings)
+        try:
+            p = runtime.provider
+            if args.action == "rotate":
+                p.keys.ring = await keys.rotate(
+                    p.key_store, runtime.secret, settings.signing_alg, p.clock.now(), p.key_publish_window
+                )
+            return [
+                {
+                    "kid": r.kid,
+                    "alg": r.alg,
+                    "active": r.kid == p.keys.ring.active.kid,
+                    "created_at": r.created_at.isoformat(),
+                    "published_until": r.publish_until.isoformat() if r.publish_until else None,
+                }
+                for r in await p.key_store.list_keys()
+            ]
+        finally:
+            await runtime.engine.dispose()
+
+    for row in asyncio.run(run()):
+        print(json.dumps(row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(fn=_serve)
+    demo = sub.add_parser("demo", help="sign in against a running server with a throwaway wallet")
+    demo.add_argument("--url", help="server base URL (default: PORTCULLIS_ISSUER)")
+    demo.add_argument("--client-id", help="client id (default: the first configured client)")
+    demo.set_defaults(fn=_demo)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply Alembic migrations").set_defaults(fn=_db_upgrade)
+    keys = sub.add_parser("keys", help="token-signing keys")
+    keys.add_argument("action", choices=["list", "rotate"])
+    keys.set_defaults(fn=_keys)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"portcullis: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.fn(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

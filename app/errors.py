@@ -1,0 +1,105 @@
+"""RFC 6749 section 5.2 error responses: one class per error code, rendered as JSON by the HTTP face.
+
+Each error carries the HTTP status the spec assigns, a client-safe ``description`` and, optionally, a
+``debug`` part that is logged but never sent. Core code raises these; it never raises framework exceptions.
+"""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    """Base class. ``error`` is the registered (or extension, RFC 6749 section 8.5) error code."""
+
+    error: str = "server_error"
+    status: int = 500
+    # May the error be sent to the client's redirect_uri (authorization endpoint errors only)?
+    redirectable: bool = False
+
+    def __init__(self, description: str, *, debug: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.debug = debug
+
+    def to_json(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidRequest(OAuthError):
+    """The request is missing a parameter, repeats one or is otherwise malformed."""
+
+    error = "invalid_request"
+    status = 400
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed or the client is unknown (RFC 6749 section 5.2: 401)."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    """The grant (refresh token, signed message) is invalid, expired, revoked or issued to another client."""
+
+    error = "invalid_grant"
+    status = 400
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    status = 400
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    status = 400
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 section 3.1: the access token is expired, revoked, malformed or invalid."""
+
+    error = "invalid_token"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        safe = self.description.replace('"', "'")
+        return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{safe}"'}
+
+
+class MissingToken(OAuthError):
+    """RFC 6750 section 3.1: no credentials were sent; the challenge carries no error code."""
+
+    error = "invalid_request"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PayloadTooLarge(OAuthError):
+    error = "invalid_request"
+    status = 413
+
+
+class SignInRejected(OAuthError):
+    """A Sign-In with Ethereum check failed; ``error`` names the check (extension codes, see docs/API.md)."""
+
+    def __init__(self, error: str, status: int, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.status = status
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+
+
+class TemporarilyUnavailable(OAuthError):
+    """A required dependency (database, chain) is down: fail closed."""
+
+    error = "temporarily_unavailable"
+    status = 503

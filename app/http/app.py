@@ -1,0 +1,61 @@
+"""``create_app(settings)``: the ASGI application. All state lives in the lifespan, none in modules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from starlette.applications import Starlette
+
+from app import bootstrap
+from app.clock import Clock, Entropy
+from app.http.errors import HANDLERS, unexpected_error
+from app.http.routes import ROUTES
+from app.oauth.provider import Provider
+from app.oidc import keys
+from app.settings import Settings
+
+log = logging.getLogger("portcullis")
+
+PURGE_INTERVAL = timedelta(minutes=5)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await bootstrap.start(settings, clock, entropy)
+        app.state.provider = runtime.provider
+        task = asyncio.create_task(_housekeeping(runtime.provider, runtime.secret))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await runtime.engine.dispose()
+
+    return Starlette(
+        routes=ROUTES,
+        exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
+        lifespan=lifespan,
+    )
+
+
+async def _housekeeping(p: Provider, secret: bytes) -> None:
+    """Pick up keys rotated by another process, and purge expired nonces and refresh tokens."""
+    since_purge = PURGE_INTERVAL
+    while True:
+        await asyncio.sleep(keys.RELOAD_INTERVAL.total_seconds())
+        try:
+            ring = keys.build_keyring(await p.key_store.list_keys(), secret, p.clock.now())
+            if ring is not None:
+                p.keys.ring = ring
+            since_purge += keys.RELOAD_INTERVAL
+            if since_purge >= PURGE_INTERVAL:
+                since_purge = timedelta(0)
+                await p.store.purge_expired(p.clock.now())
+        except Exception:  # housekeeping must never kill the server; requests fail closed on their own
+            log.exception("housekeeping failed")

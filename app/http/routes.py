@@ -1,0 +1,99 @@
+"""The HTTP face: each endpoint parses the request, calls a core, renders the response."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, UnsupportedGrantType
+from app.http.body import read_form, read_json_object, string_field
+from app.http.errors import NO_STORE
+from app.oauth import refresh, signin
+from app.oauth.provider import Provider
+from app.oidc import discovery, userinfo
+
+
+def _provider(request: Request) -> Provider:
+    provider: Provider = request.app.state.provider
+    return provider
+
+
+async def siwe_nonce(request: Request) -> Response:
+    body = await read_json_object(request, optional=True)
+    offer = await signin.issue_nonce(
+        _provider(request), string_field(body, "client_id"), string_field(body, "oidc_nonce")
+    )
+    return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
+
+
+async def siwe_verify(request: Request) -> Response:
+    body = await read_json_object(request)
+    tokens = await signin.sign_in(
+        _provider(request),
+        text=string_field(body, "message", required=True) or "",
+        signature=string_field(body, "signature", required=True) or "",
+        client_id=string_field(body, "client_id"),
+        scope=string_field(body, "scope"),
+    )
+    return JSONResponse(tokens.to_json(), headers=NO_STORE)
+
+
+async def token(request: Request) -> Response:
+    form = await read_form(request)
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        raise InvalidRequest("grant_type is required")
+    if grant_type != "refresh_token":
+        raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
+    tokens = await refresh.refresh(
+        _provider(request), form.get("refresh_token"), form.get("client_id"), form.get("scope")
+    )
+    return JSONResponse(tokens.to_json(), headers=NO_STORE)
+
+
+async def userinfo_endpoint(request: Request) -> Response:
+    p = _provider(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise MissingToken("a Bearer access token is required (RFC 6750)")
+    claims = userinfo.userinfo(p.keys.ring, p.policy, value.strip(), p.clock.now())
+    return JSONResponse(claims, headers=NO_STORE)
+
+
+async def openid_configuration(request: Request) -> Response:
+    return JSONResponse(discovery.metadata(_provider(request).settings), headers={"Cache-Control": "max-age=300"})
+
+
+async def jwks(request: Request) -> Response:
+    return JSONResponse(
+        _provider(request).keys.ring.jwks(),
+        media_type="application/jwk-set+json",
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
+async def health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    try:
+        await _provider(request).store.ping()
+    except Exception as exc:  # any failure to reach the database means not ready
+        raise TemporarilyUnavailable("the database is not reachable") from exc
+    return JSONResponse({"status": "ready"})
+
+
+ROUTES = [
+    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
+    Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
+    Route("/jwks", jwks, methods=["GET"]),
+    Route("/siwe/nonce", siwe_nonce, methods=["POST"]),
+    Route("/siwe/verify", siwe_verify, methods=["POST"]),
+    Route("/token", token, methods=["POST"]),
+    Route("/userinfo", userinfo_endpoint, methods=["GET", "POST"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+]

@@ -1,0 +1,143 @@
+"""Sign-In with Ethereum as a grant: nonce issuance and ``/siwe/verify`` as a pipeline of named checks.
+
+Order matters (and is tested): every message check and the signature come first; only a message that a
+wallet really signed may consume its nonce, so a forged signature can never burn a user's valid nonce.
+The nonce is consumed and the refresh token stored in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app import siwe
+from app.errors import InvalidRequest, SignInRejected
+from app.oauth.provider import Provider, secret_hash
+from app.oauth.scope import grant_scope
+from app.oauth.tokens import TokenResponse, issue_tokens
+from app.oidc.tokens import Grant
+from app.storage.records import NonceUnavailable, RefreshRecord
+
+# 22 alphanumerics carry 131 bits (EIP-4361 requires >= 8 alphanumerics; we want >= 96 bits).
+NONCE_LENGTH = 22
+MAX_OIDC_NONCE = 255
+
+_NONCE_REASONS = {
+    "unknown": "the nonce was not issued by this server",
+    "used": "the nonce has already been used",
+    "expired": "the nonce has expired",
+    "other_client": "the nonce was issued to another client",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NonceOffer:
+    nonce: str
+    scheme: str
+    domain: str
+    uri: str
+    chain_id: int
+    issued_at: datetime
+    expiration_time: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nonce": self.nonce,
+            # EIP-4361: a message without "scheme://" before the domain means https.
+            "scheme": self.scheme,
+            "domain": self.domain,
+            "uri": self.uri,
+            "chain_id": self.chain_id,
+            "issued_at": _rfc3339(self.issued_at),
+            "expiration_time": _rfc3339(self.expiration_time),
+        }
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+async def issue_nonce(p: Provider, client_id: str | None, oidc_nonce: str | None) -> NonceOffer:
+    client = p.check_client(client_id)
+    check_oidc_nonce(oidc_nonce)
+    now = p.clock.now()
+    nonce = p.entropy.alphanumeric(NONCE_LENGTH)
+    expires = now + timedelta(seconds=p.settings.nonce_ttl_seconds)
+    await p.store.issue_nonce(secret_hash(nonce), client, oidc_nonce, now, expires)
+    s = p.settings
+    return NonceOffer(nonce, siwe_scheme(p), s.siwe_domain, s.siwe_uri, s.default_chain_id, now, expires)
+
+
+def siwe_scheme(p: Provider) -> str:
+    return p.settings.issuer.split("://", 1)[0]
+
+
+def check_oidc_nonce(oidc_nonce: str | None) -> None:
+    if oidc_nonce is not None and not (0 < len(oidc_nonce) <= MAX_OIDC_NONCE and oidc_nonce.isprintable()):
+        raise InvalidRequest(f"oidc_nonce must be 1 to {MAX_OIDC_NONCE} printable characters")
+
+
+def expectations(p: Provider) -> siwe.Expectations:
+    s = p.settings
+    return siwe.Expectations(
+        domain=s.siwe_domain,
+        scheme=siwe_scheme(p),
+        uri=s.siwe_uri,
+        chain_ids=frozenset(s.chain_ids),
+        max_age=timedelta(seconds=s.nonce_ttl_seconds),
+        clock_skew=timedelta(seconds=s.clock_skew_seconds),
+    )
+
+
+def check_message(p: Provider, text: str, now: datetime) -> siwe.SiweMessage:
+    """Parse and check every field of the signed text (EIP-4361), no signature yet."""
+    try:
+        message = siwe.parse(text, max_bytes=p.settings.max_message_bytes)
+        siwe.check_fields(message, expectations(p), now)
+    except siwe.SiweError as exc:
+        raise SignInRejected(exc.code, exc.status, str(exc)) from None
+    return message
+
+
+def check_signature(text: str, message: siwe.SiweMessage, signature: str) -> None:
+    """EIP-191 recovery for externally owned accounts. ERC-1271/6492 contract wallets plug in here."""
+    try:
+        siwe.check_eoa_signature(text, message, signature)
+    except siwe.SiweError as exc:
+        raise SignInRejected(exc.code, exc.status, str(exc)) from None
+
+
+async def sign_in(
+    p: Provider, text: str, signature: str, client_id: str | None, scope: str | None
+) -> TokenResponse:
+    client = p.check_client(client_id)
+    granted_scope = grant_scope(scope, p.settings.scopes)
+    now = p.clock.now()
+    message = check_message(p, text, now)
+    check_signature(text, message, signature)
+    grant = Grant(
+        address=message.address, chain_id=message.chain_id, client_id=client, scope=granted_scope, auth_time=now
+    )
+    refresh_token = p.entropy.token(32)
+    refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
+    try:
+        oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh)
+    except NonceUnavailable as exc:
+        raise SignInRejected("nonce_mismatch", 401, _NONCE_REASONS[exc.reason]) from None
+    return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce)
+
+
+def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime) -> RefreshRecord:
+    return RefreshRecord(
+        token_hash=token_hash,
+        family_id=p.entropy.token(16),
+        client_id=grant.client_id,
+        subject=grant.subject,
+        address=grant.address,
+        chain_id=grant.chain_id,
+        scope=grant.scope,
+        auth_time=grant.auth_time,
+        issued_at=now,
+        expires_at=now + timedelta(seconds=p.settings.refresh_token_ttl_seconds),
+    )

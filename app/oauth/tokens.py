@@ -1,0 +1,44 @@
+"""RFC 6749 section 5.1 successful token response, shared by sign-in and refresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.oauth.provider import Provider
+from app.oidc.tokens import Grant, mint_access_token, mint_id_token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    access_token: str
+    expires_in: int
+    id_token: str
+    refresh_token: str
+    scope: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "id_token": self.id_token,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+        }
+
+
+def issue_tokens(
+    p: Provider, grant: Grant, now: datetime, *, refresh_token: str, oidc_nonce: str | None
+) -> TokenResponse:
+    ring = p.keys.ring
+    access = mint_access_token(ring, p.policy, grant, now, jti=p.entropy.token(16))
+    id_token = mint_id_token(ring, p.policy, grant, now, access_token=access, oidc_nonce=oidc_nonce)
+    return TokenResponse(
+        access_token=access,
+        expires_in=int(p.policy.access_ttl.total_seconds()),
+        id_token=id_token,
+        refresh_token=refresh_token,
+        scope=grant.scope,
+    )

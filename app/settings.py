@@ -1,0 +1,119 @@
+"""Settings: the one configuration object, read from ``PORTCULLIS_*`` environment variables.
+
+Nothing else in the code base reads ``os.environ``. ``load_settings()`` validates everything at start-up and
+raises :class:`SettingsError` naming the offending variable, so a bad value never reaches a request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PORTCULLIS_"
+
+# The smallest secret we accept in production: 32 bytes of text (256 bits if random).
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a Portcullis process. Built once, passed down, never mutated after start-up."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=False)
+
+    mode: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Public base URL of this server. Default: http://{host}:{port} (development only).
+    issuer: str = ""
+    # Where the embedded database and development secrets live.
+    data_dir: Path = Path("var")
+    # SQLAlchemy async URL. Default: SQLite file under data_dir. PostgreSQL: postgresql+asyncpg://...
+    database_url: str = ""
+    # Encrypts signing keys at rest. Required in production; generated into data_dir in development.
+    secret_key: SecretStr | None = None
+
+    signing_alg: Literal["ES256", "EdDSA"] = "ES256"
+
+    # What a SIWE message must carry. Defaults: issuer host[:port], the issuer URL, the first allowed chain.
+    siwe_domain: str = ""
+    siwe_uri: str = ""
+    chain_ids: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    max_message_bytes: int = Field(default=8192, ge=512, le=65536)
+
+    nonce_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    clock_skew_seconds: int = Field(default=60, ge=0, le=600)
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    id_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=365 * 86400)
+
+    # Static client ids accepted until the client registry lands; the first is the default client.
+    clients: list[str] = Field(default_factory=lambda: ["portcullis-demo"], min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid"], min_length=1)
+    # RFC 9068 `aud` of access tokens when no resource is named. Default: the issuer.
+    access_token_audience: str = ""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        if not self.issuer:
+            if self.mode == "production":
+                raise ValueError("issuer: required in production (the public https URL of this server)")
+            self.issuer = f"http://{self.host}:{self.port}"
+        self.issuer = self.issuer.rstrip("/")
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("issuer: must be an absolute http(s) URL without query or fragment")
+        if self.mode == "production" and parts.scheme != "https":
+            raise ValueError("issuer: must use https in production")
+        if not self.siwe_domain:
+            self.siwe_domain = parts.netloc
+        if not self.siwe_uri:
+            self.siwe_uri = self.issuer
+        if not self.access_token_audience:
+            self.access_token_audience = self.issuer
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
+        if any(c < 1 for c in self.chain_ids):
+            raise ValueError("chain_ids: chain ids are positive integers")
+        if "openid" not in self.scopes:
+            raise ValueError("scopes: must include 'openid'")
+        if self.mode == "production":
+            secret = self.secret_key.get_secret_value() if self.secret_key else ""
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ValueError(f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters")
+        return self
+
+    @property
+    def default_client_id(self) -> str:
+        return self.clients[0]
+
+    @property
+    def default_chain_id(self) -> int:
+        return self.chain_ids[0]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate settings from the environment (plus explicit overrides, used by tests)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"] if p != "__root__"]
+            msg = err["msg"].removeprefix("Value error, ")
+            if loc:
+                problems.append(f"{ENV_PREFIX}{loc[0].upper()}: {msg}")
+            else:
+                # Cross-field checks put the field name at the start of the message.
+                field, _, rest = msg.partition(":")
+                problems.append(f"{ENV_PREFIX}{field.strip().upper()}:{rest}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

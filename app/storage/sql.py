@@ -1,0 +1,249 @@
+"""SQL implementation of the store protocols, for SQLite and PostgreSQL alike.
+
+Every single-use step is one conditional UPDATE ... RETURNING inside one transaction, so two concurrent
+requests can never both consume the same nonce or rotate the same refresh token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.storage.models import Nonce, RefreshToken, SigningKey
+from app.storage.records import (
+    KeyRecord,
+    NonceFailure,
+    NonceUnavailable,
+    RefreshRecord,
+    RefreshUnavailable,
+)
+
+
+class SqlStore:
+    """Implements AuthStore and KeyStore on one async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # -- nonces ---------------------------------------------------------------------------------------------
+
+    async def issue_nonce(
+        self, nonce_hash: str, client_id: str, oidc_nonce: str | None, issued_at: datetime, expires_at: datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(Nonce).values(
+                    nonce_hash=nonce_hash,
+                    client_id=client_id,
+                    oidc_nonce=oidc_nonce,
+                    issued_at=issued_at,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def complete_sign_in(
+        self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord
+    ) -> str | None:
+        async with self.engine.begin() as conn:
+            consumed = await conn.execute(
+                update(Nonce)
+                .where(
+                    Nonce.nonce_hash == nonce_hash,
+                    Nonce.client_id == client_id,
+                    Nonce.consumed_at.is_(None),
+                    Nonce.expires_at > now,
+                )
+                .values(consumed_at=now)
+                .returning(Nonce.oidc_nonce)
+            )
+            row = consumed.first()
+            if row is None:
+                raise NonceUnavailable(await self._why_nonce_unavailable(conn, nonce_hash, client_id, now))
+            await conn.execute(insert(RefreshToken).values(**_refresh_values(refresh)))
+            oidc_nonce: str | None = row[0]
+            return oidc_nonce
+
+    @staticmethod
+    async def _why_nonce_unavailable(
+        conn: AsyncConnection, nonce_hash: str, client_id: str, now: datetime
+    ) -> NonceFailure:
+        found = (
+            await conn.execute(
+                select(Nonce.client_id, Nonce.consumed_at, Nonce.expires_at).where(Nonce.nonce_hash == nonce_hash)
+            )
+        ).first()
+        if found is None:
+            return "unknown"
+        if found.consumed_at is not None:
+            return "used"
+        if found.expires_at <= now:
+            return "expired"
+        if found.client_id != client_id:
+            return "other_client"
+        return "used"  # lost a race between the UPDATE and this read
+
+    # -- refresh tokens -------------------------------------------------------------------------------------
+
+    async def rotate_refresh(
+        self,
+        token_hash: str,
+        client_id: str,
+        new_hash: str,
+        now: datetime,
+        check: Callable[[RefreshRecord], None] | None = None,
+    ) -> RefreshRecord:
+        async with self.engine.begin() as conn:
+            rotated = (
+                await conn.execute(
+                    update(RefreshToken)
+                    .where(
+                        RefreshToken.token_hash == token_hash,
+                        RefreshToken.client_id == client_id,
+                        RefreshToken.rotated_at.is_(None),
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                    )
+                    .values(rotated_at=now)
+                    .returning(*_REFRESH_COLUMNS)
+                )
+            ).first()
+            if rotated is not None:
+                old = _refresh_record(rotated)
+                if check is not None:
+                    check(old)  # raising here rolls the rotation back: nothing is half-written
+                new = RefreshRecord(
+                    token_hash=new_hash,
+                    family_id=old.family_id,
+                    client_id=old.client_id,
+                    subject=old.subject,
+                    address=old.address,
+                    chain_id=old.chain_id,
+                    scope=old.scope,
+                    auth_time=old.auth_time,
+                    issued_at=now,
+                    # The family keeps its absolute expiry: rotation never extends a session.
+                    expires_at=old.expires_at,
+                )
+                await conn.execute(insert(RefreshToken).values(**_refresh_values(new)))
+                return new
+            found = (
+                await conn.execute(select(*_REFRESH_COLUMNS).where(RefreshToken.token_hash == token_hash))
+            ).first()
+        if found is None:
+            raise RefreshUnavailable("unknown")
+        record = _refresh_record(found)
+        if found.client_id != client_id:
+            raise RefreshUnavailable("other_client", record.family_id)
+        if found.revoked_at is not None:
+            raise RefreshUnavailable("revoked", record.family_id)
+        if found.rotated_at is not None:
+            # RFC 9700 section 4.14.2: a rotated token presented again means it leaked; revoke the family.
+            await self.revoke_family(record.family_id, now, "reuse_detected")
+            raise RefreshUnavailable("reused", record.family_id)
+        raise RefreshUnavailable("expired", record.family_id)
+
+    async def revoke_family(self, family_id: str, now: datetime, reason: str) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(RefreshToken)
+                .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete nonces and refresh tokens past expiry (they can no longer be used or reused)."""
+        async with self.engine.begin() as conn:
+            nonces = await conn.execute(delete(Nonce).where(Nonce.expires_at <= now))
+            tokens = await conn.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now))
+            return int(nonces.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    # -- signing keys ---------------------------------------------------------------------------------------
+
+    async def list_keys(self) -> list[KeyRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(SigningKey).order_by(SigningKey.created_at))).all()
+        return [
+            KeyRecord(
+                kid=r.kid,
+                alg=r.alg,
+                public_jwk=r.public_jwk,
+                private_key_encrypted=r.private_key_encrypted,
+                created_at=r.created_at,
+                retired_at=r.retired_at,
+                publish_until=r.publish_until,
+            )
+            for r in rows
+        ]
+
+    async def activate_key(self, key: KeyRecord, now: datetime, publish_until: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(SigningKey)
+                .where(SigningKey.retired_at.is_(None))
+                .values(retired_at=now, publish_until=publish_until)
+            )
+            await conn.execute(
+                insert(SigningKey).values(
+                    kid=key.kid,
+                    alg=key.alg,
+                    public_jwk=key.public_jwk,
+                    private_key_encrypted=key.private_key_encrypted,
+                    created_at=key.created_at,
+                )
+            )
+
+
+_REFRESH_COLUMNS = (
+    RefreshToken.token_hash,
+    RefreshToken.family_id,
+    RefreshToken.client_id,
+    RefreshToken.subject,
+    RefreshToken.address,
+    RefreshToken.chain_id,
+    RefreshToken.scope,
+    RefreshToken.auth_time,
+    RefreshToken.issued_at,
+    RefreshToken.expires_at,
+    RefreshToken.rotated_at,
+    RefreshToken.revoked_at,
+)
+
+
+def _refresh_record(row: Row[Any]) -> RefreshRecord:
+    return RefreshRecord(
+        token_hash=row.token_hash,
+        family_id=row.family_id,
+        client_id=row.client_id,
+        subject=row.subject,
+        address=row.address,
+        chain_id=int(row.chain_id),
+        scope=row.scope,
+        auth_time=row.auth_time,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+    )
+
+
+
+def _refresh_values(record: RefreshRecord) -> dict[str, object]:
+    return {
+        "token_hash": record.token_hash,
+        "family_id": record.family_id,
+        "client_id": record.client_id,
+        "subject": record.subject,
+        "address": record.address,
+        "chain_id": record.chain_id,
+        "scope": record.scope,
+        "auth_time": record.auth_time,
+        "issued_at": record.issued_at,
+        "expires_at": record.expires_at,
+    }
