@@ -21,7 +21,7 @@ from app.storage import migrate
 from app.storage.db import create_engine
 from app.storage.sql import SqlStore
 
-DEV_SECRET_FILE = "secret.key"
+DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 
 
 def development_secret(data_dir: Path) -> bytes:
@@ -62,7 +62,8 @@ async def start(settings: Settings, clock: Clock | None = None, entropy: Entropy
         store = SqlStore(engine)
         secret = server_secret(settings)
         window = keys.publish_window(
-            timedelta(seconds=settings.access_token_ttl_seconds), timedelta(seconds=settings.id_token_ttl_seconds)
+            timedelta(seconds=settings.access_token_ttl_seconds),
+            timedelta(seconds=settings.id_token_ttl_seconds),
         )
         ring = await keys.load_or_create(store, secret, settings.signing_alg, clock.now(), window)
     except BaseException:

@@ -6,6 +6,7 @@ raises :class:`SettingsError` naming the offending variable, so a bad value neve
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -89,7 +90,9 @@ class Settings(BaseSettings):
         if self.mode == "production":
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if len(secret) < MIN_SECRET_LENGTH:
-                raise ValueError(f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters")
+                raise ValueError(
+                    f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters"
+                )
         return self
 
     @property
@@ -101,8 +104,23 @@ class Settings(BaseSettings):
         return self.chain_ids[0]
 
 
+# PORTCULLIS_* variables that belong to tools around the server (the test suite), not to Settings.
+NOT_SETTINGS = frozenset({"TEST_DATABASE_URL"})
+
+
+def _unknown_variables() -> list[str]:
+    known = {name.upper() for name in Settings.model_fields} | NOT_SETTINGS
+    return sorted(
+        name for name in os.environ if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] not in known
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build and validate settings from the environment (plus explicit overrides, used by tests)."""
+    unknown = _unknown_variables()
+    if unknown:
+        # A misspelt variable would otherwise be ignored silently and a default used in its place.
+        raise SettingsError(f"invalid settings: unknown setting {', '.join(unknown)}")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

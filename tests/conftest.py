@@ -122,7 +122,8 @@ class running_app:
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False), base_url=self.settings.issuer
+            transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
+            base_url=self.settings.issuer,
         )
         return Harness(self._client, self.settings, self.clock, self.app)
 

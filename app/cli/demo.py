@@ -24,7 +24,11 @@ def _step(title: str, value: Any) -> None:
 def build_message(offer: dict[str, Any], address: str, statement: str | None = None) -> str:
     """The EIP-4361 text for the values the server asked for."""
     # An explicit scheme (EIP-4361 erratum): without it a verifier must assume https.
-    lines = [f"{offer['scheme']}://{offer['domain']} wants you to sign in with your Ethereum account:", address, ""]
+    lines = [
+        f"{offer['scheme']}://{offer['domain']} wants you to sign in with your Ethereum account:",
+        address,
+        "",
+    ]
     if statement:
         lines += [statement, ""]
     else:
@@ -52,21 +56,30 @@ def run_demo(base_url: str, *, client_id: str) -> int:
 
         message = build_message(offer, wallet.address, "Sign in to the Portcullis demo.")
         _step("message to sign (EIP-4361)", message)
-        signature = "0x" + wallet.sign_message(encode_defunct(text=message)).signature.hex().removeprefix("0x")
+        signature = "0x" + wallet.sign_message(encode_defunct(text=message)).signature.hex().removeprefix(
+            "0x"
+        )
         _step("signature (EIP-191 personal_sign)", signature)
 
-        reply = http.post("/siwe/verify", json={"message": message, "signature": signature, "client_id": client_id})
+        reply = http.post(
+            "/siwe/verify", json={"message": message, "signature": signature, "client_id": client_id}
+        )
         if reply.status_code != 200:
             _step(f"POST /siwe/verify failed ({reply.status_code})", reply.json())
             return 1
         tokens = reply.json()
-        _step("POST /siwe/verify -> tokens", {k: (v[:32] + "..." if k.endswith("token") else v) for k, v in tokens.items()})
+        shown = {k: (v[:16] + "..." if k.endswith("token") else v) for k, v in tokens.items()}
+        _step("POST /siwe/verify -> tokens (shortened)", shown)
 
         jwks = http.get(config["jwks_uri"]).raise_for_status().json()
         header = jwt.get_unverified_header(tokens["id_token"])
         key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
         id_claims = jwt.decode(
-            tokens["id_token"], jwt.PyJWK(key).key, algorithms=[key["alg"]], audience=client_id, issuer=config["issuer"]
+            tokens["id_token"],
+            jwt.PyJWK(key).key,
+            algorithms=[key["alg"]],
+            audience=client_id,
+            issuer=config["issuer"],
         )
         _step("ID token claims (signature checked against the JWKS)", id_claims)
         _step("access token claims", jwt.decode(tokens["access_token"], options={"verify_signature": False}))
@@ -74,10 +87,21 @@ def run_demo(base_url: str, *, client_id: str) -> int:
         info = http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         _step("GET /userinfo", info.raise_for_status().json())
 
-        refreshed = http.post(
-            "/token",
-            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id},
-        ).raise_for_status().json()
-        _step("POST /token (refresh_token, rotated)", {"scope": refreshed["scope"], "expires_in": refreshed["expires_in"]})
+        refreshed = (
+            http.post(
+                "/token",
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": tokens["refresh_token"],
+                    "client_id": client_id,
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
+        _step(
+            "POST /token (refresh_token, rotated)",
+            {"scope": refreshed["scope"], "expires_in": refreshed["expires_in"]},
+        )
     print("\nsign-in complete")
     return 0

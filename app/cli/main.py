@@ -28,9 +28,22 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
     from app.cli.demo import run_demo
 
-    return run_demo(args.url or settings.issuer, client_id=args.client_id or settings.default_client_id)
+    url = args.url or settings.issuer
+    try:
+        return run_demo(url, client_id=args.client_id or settings.default_client_id)
+    except httpx.TransportError as exc:
+        print(f"portcullis demo: cannot reach {url} ({exc}); is `make run` running?", file=sys.stderr)
+        return 1
+    except httpx.HTTPStatusError as exc:
+        print(
+            f"portcullis demo: {exc.request.url} answered {exc.response.status_code}: {exc.response.text}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -82,7 +95,9 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(fn=_serve)
+    sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
+        fn=_serve
+    )
     demo = sub.add_parser("demo", help="sign in against a running server with a throwaway wallet")
     demo.add_argument("--url", help="server base URL (default: PORTCULLIS_ISSUER)")
     demo.add_argument("--client-id", help="client id (default: the first configured client)")

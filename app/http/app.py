@@ -23,7 +23,9 @@ log = logging.getLogger("portcullis")
 PURGE_INTERVAL = timedelta(minutes=5)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
+) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await bootstrap.start(settings, clock, entropy)

@@ -63,7 +63,9 @@ async def userinfo_endpoint(request: Request) -> Response:
 
 
 async def openid_configuration(request: Request) -> Response:
-    return JSONResponse(discovery.metadata(_provider(request).settings), headers={"Cache-Control": "max-age=300"})
+    return JSONResponse(
+        discovery.metadata(_provider(request).settings), headers={"Cache-Control": "max-age=300"}
+    )
 
 
 async def jwks(request: Request) -> Response:

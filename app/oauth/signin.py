@@ -117,7 +117,11 @@ async def sign_in(
     message = check_message(p, text, now)
     check_signature(text, message, signature)
     grant = Grant(
-        address=message.address, chain_id=message.chain_id, client_id=client, scope=granted_scope, auth_time=now
+        address=message.address,
+        chain_id=message.chain_id,
+        client_id=client,
+        scope=granted_scope,
+        auth_time=now,
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)

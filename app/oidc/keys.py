@@ -64,9 +64,10 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def thumbprint(jwk: dict[str, Any]) -> str:
-    members = {k: jwk[k] for k in _THUMBPRINT_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+def thumbprint(jwk: dict[str, Any], members: tuple[str, ...] | None = None) -> str:
+    """RFC 7638 JWK thumbprint: SHA-256 over the required members, sorted, no whitespace."""
+    required = {k: jwk[k] for k in (members or _THUMBPRINT_MEMBERS[jwk["kty"]])}
+    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True).encode()
     return _b64url(hashlib.sha256(canonical).digest())
 
 
@@ -126,23 +127,31 @@ def generate_key(alg: str, secret: bytes, now: datetime) -> tuple[KeyRecord, Pri
 
 
 def build_keyring(records: list[KeyRecord], secret: bytes, now: datetime) -> KeyRing | None:
-    """The ring for ``now``: the newest unretired key signs; every key still inside its window is published."""
+    """The ring at ``now``: the newest unretired key signs; keys inside their window are published."""
     live = [r for r in records if r.retired_at is None]
     if not live:
         return None
     newest = max(live, key=lambda r: r.created_at)
     published = sorted(
-        (r for r in records if r.retired_at is None or (r.publish_until is not None and r.publish_until > now)),
-        key=lambda r: r.created_at,
+        (
+            r
+            for r in records
+            if r.retired_at is None or (r.publish_until is not None and r.publish_until > now)
+        ),
+        key=lambda r: (r.retired_at is None, r.created_at),  # the signing key first, then newest first
         reverse=True,
     )
     return KeyRing(
-        active=ActiveKey(newest.kid, newest.alg, decrypt_private_key(newest.private_key_encrypted, secret, newest.kid)),
+        active=ActiveKey(
+            newest.kid, newest.alg, decrypt_private_key(newest.private_key_encrypted, secret, newest.kid)
+        ),
         published=tuple(json.loads(r.public_jwk) for r in published),
     )
 
 
-async def rotate(store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta) -> KeyRing:
+async def rotate(
+    store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta
+) -> KeyRing:
     """Make a new key active; earlier keys stay published for ``max_token_ttl`` (their tokens' lifetime)."""
     record, _ = generate_key(alg, secret, now)
     await store.activate_key(record, now, publish_until=now + max_token_ttl)
@@ -154,7 +163,7 @@ async def rotate(store: KeyStore, secret: bytes, alg: str, now: datetime, max_to
 async def load_or_create(
     store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta
 ) -> KeyRing:
-    """The key ring at start-up. A first start (or a change of ``signing_alg``) generates and persists a key."""
+    """The ring at start-up; a first start (or a new ``signing_alg``) generates and persists a key."""
     ring = build_keyring(await store.list_keys(), secret, now)
     if ring is not None and ring.active.alg == alg:
         return ring

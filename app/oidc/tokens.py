@@ -17,7 +17,7 @@ import jwt
 from app.errors import InvalidToken
 from app.oidc.keys import KeyRing
 
-ACCESS_TOKEN_TYP = "at+jwt"
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 (a media type, not a secret)
 
 
 def did_pkh(chain_id: int, address: str) -> str:
@@ -50,7 +50,9 @@ class TokenPolicy:
 def _half_hash(value: str, alg: str) -> str:
     # OIDC Core 3.1.3.6 at_hash: left half of the hash used by the JWS alg. ES256 -> SHA-256; EdDSA (Ed25519)
     # -> SHA-512, per the OpenID Foundation's clarification for EdDSA with Ed25519.
-    digest = hashlib.sha512(value.encode()).digest() if alg == "EdDSA" else hashlib.sha256(value.encode()).digest()
+    digest = (
+        hashlib.sha512(value.encode()).digest() if alg == "EdDSA" else hashlib.sha256(value.encode()).digest()
+    )
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
@@ -109,7 +111,7 @@ def _sign(ring: KeyRing, claims: dict[str, Any], *, typ: str) -> str:
 
 
 def validate_access_token(ring: KeyRing, policy: TokenPolicy, token: str, now: datetime) -> dict[str, Any]:
-    """Check an access token we issued (RFC 9068 section 4): typ, signature by a published key, iss, aud, exp."""
+    """Check an access token we issued (RFC 9068 section 4): typ, signature, iss, aud, exp."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:

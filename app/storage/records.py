@@ -61,7 +61,12 @@ class AuthStore(Protocol):
     """Single-use artefacts of sign-in: nonces and refresh-token families."""
 
     async def issue_nonce(
-        self, nonce_hash: str, client_id: str, oidc_nonce: str | None, issued_at: datetime, expires_at: datetime
+        self,
+        nonce_hash: str,
+        client_id: str,
+        oidc_nonce: str | None,
+        issued_at: datetime,
+        expires_at: datetime,
     ) -> None: ...
 
     async def complete_sign_in(
@@ -102,5 +107,5 @@ class KeyStore(Protocol):
     async def list_keys(self) -> list[KeyRecord]: ...
 
     async def activate_key(self, key: KeyRecord, now: datetime, publish_until: datetime) -> None:
-        """Store ``key`` as the active key; retire the others, keeping them published until ``publish_until``."""
+        """Make ``key`` the active key; retire the others, published until ``publish_until``."""
         ...

@@ -6,9 +6,9 @@ requests can never both consume the same nonce or rotate the same refresh token.
 
 from __future__ import annotations
 
-from datetime import datetime
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Unpack
 
 from sqlalchemy import Row, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,7 +32,12 @@ class SqlStore:
     # -- nonces ---------------------------------------------------------------------------------------------
 
     async def issue_nonce(
-        self, nonce_hash: str, client_id: str, oidc_nonce: str | None, issued_at: datetime, expires_at: datetime
+        self,
+        nonce_hash: str,
+        client_id: str,
+        oidc_nonce: str | None,
+        issued_at: datetime,
+        expires_at: datetime,
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -73,7 +78,9 @@ class SqlStore:
     ) -> NonceFailure:
         found = (
             await conn.execute(
-                select(Nonce.client_id, Nonce.consumed_at, Nonce.expires_at).where(Nonce.nonce_hash == nonce_hash)
+                select(Nonce.client_id, Nonce.consumed_at, Nonce.expires_at).where(
+                    Nonce.nonce_hash == nonce_hash
+                )
             )
         ).first()
         if found is None:
@@ -218,7 +225,7 @@ _REFRESH_COLUMNS = (
 )
 
 
-def _refresh_record(row: Row[Any]) -> RefreshRecord:
+def _refresh_record(row: Row[Unpack[tuple[Any, ...]]]) -> RefreshRecord:
     return RefreshRecord(
         token_hash=row.token_hash,
         family_id=row.family_id,
@@ -231,7 +238,6 @@ def _refresh_record(row: Row[Any]) -> RefreshRecord:
         issued_at=row.issued_at,
         expires_at=row.expires_at,
     )
-
 
 
 def _refresh_values(record: RefreshRecord) -> dict[str, object]:

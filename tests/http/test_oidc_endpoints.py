@@ -37,14 +37,18 @@ async def test_jwks_publishes_public_keys_only(harness: Harness) -> None:
 
 async def test_userinfo(harness: Harness, wallet: Any) -> None:
     tokens = await sign_in(harness, wallet)
-    reply = await harness.client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    reply = await harness.client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert reply.status_code == 200, reply.text
     assert reply.json() == {
         "sub": f"did:pkh:eip155:1:{wallet.address}",
         "wallet_address": wallet.address,
         "chain_id": 1,
     }
-    post = await harness.client.post("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    post = await harness.client.post(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert post.status_code == 200
 
 
@@ -80,7 +84,10 @@ async def test_eddsa_signing(tmp_path: Any, clock: Any, sqlite_url: str, wallet:
         jwk = (await h.client.get("/jwks")).json()["keys"][0]
         assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519" and jwk["alg"] == "EdDSA"
         claims = jwt.decode(
-            tokens["id_token"], jwt.PyJWK(jwk).key, algorithms=["EdDSA"], audience="portcullis-demo",
+            tokens["id_token"],
+            jwt.PyJWK(jwk).key,
+            algorithms=["EdDSA"],
+            audience="portcullis-demo",
             options={"verify_iat": False},
         )
         assert claims["wallet_address"] == wallet.address

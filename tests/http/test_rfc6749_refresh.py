@@ -9,7 +9,9 @@ import jwt
 from tests.conftest import Harness, make_settings, running_app, sign, siwe_text
 
 
-async def sign_in(h: Harness, account: Any, client_id: str | None = None, scope: str | None = None) -> dict[str, Any]:
+async def sign_in(
+    h: Harness, account: Any, client_id: str | None = None, scope: str | None = None
+) -> dict[str, Any]:
     offer = (await h.client.post("/siwe/nonce", json={"client_id": client_id} if client_id else None)).json()
     message = siwe_text(offer, account.address, issued_at=h.clock.now())
     body: dict[str, Any] = {"message": message, "signature": sign(account, message)}
@@ -57,7 +59,9 @@ async def test_reuse_revokes_the_family(harness: Harness, wallet: Any) -> None:
     assert (await refresh(harness, other["refresh_token"])).status_code == 200
 
 
-async def test_refresh_token_is_bound_to_its_client(tmp_path: Any, clock: Any, sqlite_url: str, wallet: Any) -> None:
+async def test_refresh_token_is_bound_to_its_client(
+    tmp_path: Any, clock: Any, sqlite_url: str, wallet: Any
+) -> None:
     settings = make_settings(tmp_path, database_url=sqlite_url, clients=["dapp-a", "dapp-b"])
     async with running_app(settings, clock) as h:
         tokens = await sign_in(h, wallet, client_id="dapp-a")
@@ -75,8 +79,12 @@ async def test_expired_and_unknown(harness: Harness, wallet: Any) -> None:
     assert expired.status_code == 400 and "expired" in expired.json()["error_description"]
 
 
-async def test_scope_may_narrow_but_not_widen(tmp_path: Any, clock: Any, sqlite_url: str, wallet: Any) -> None:
-    settings = make_settings(tmp_path, database_url=sqlite_url, scopes=["openid", "trade:read", "trade:write"])
+async def test_scope_may_narrow_but_not_widen(
+    tmp_path: Any, clock: Any, sqlite_url: str, wallet: Any
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url=sqlite_url, scopes=["openid", "trade:read", "trade:write"]
+    )
     async with running_app(settings, clock) as h:
         tokens = await sign_in(h, wallet, scope="openid trade:read")
         wider = await refresh(h, tokens["refresh_token"], scope="openid trade:write")
@@ -97,12 +105,17 @@ async def test_token_request_errors(harness: Harness) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
     r = await c.post("/token", json={"grant_type": "refresh_token"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
-    r = await c.post("/token", content=b"grant_type=refresh_token&grant_type=refresh_token",
-                     headers={"content-type": "application/x-www-form-urlencoded"})
+    r = await c.post(
+        "/token",
+        content=b"grant_type=refresh_token&grant_type=refresh_token",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 400 and "more than once" in r.json()["error_description"]
     r = await c.post("/token", data={"grant_type": "refresh_token"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
-    r = await c.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "nobody"})
+    r = await c.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": "x", "client_id": "nobody"}
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
     r = await c.get("/token")
     assert r.status_code == 405

@@ -54,7 +54,10 @@ async def test_sign_in_issues_oidc_tokens(harness: Harness, wallet: Any) -> None
     assert header["typ"] == "at+jwt"
     key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"]))
     access = jwt.decode(
-        body["access_token"], key.key, algorithms=["ES256"], audience="http://127.0.0.1:8000",
+        body["access_token"],
+        key.key,
+        algorithms=["ES256"],
+        audience="http://127.0.0.1:8000",
         options={"verify_iat": False},
     )
     sub = f"did:pkh:eip155:1:{wallet.address}"
@@ -64,7 +67,11 @@ async def test_sign_in_issues_oidc_tokens(harness: Harness, wallet: Any) -> None
     assert access["scope"] == "openid" and access["jti"]
     assert access["exp"] - access["iat"] == harness.settings.access_token_ttl_seconds
     id_claims = jwt.decode(
-        body["id_token"], key.key, algorithms=["ES256"], audience="portcullis-demo", options={"verify_iat": False}
+        body["id_token"],
+        key.key,
+        algorithms=["ES256"],
+        audience="portcullis-demo",
+        options={"verify_iat": False},
     )
     assert id_claims["sub"] == sub and id_claims["nonce"] == "rp-nonce-123"
     assert id_claims["auth_time"] == access["auth_time"]
@@ -130,7 +137,9 @@ async def test_nonce_bound_to_its_client(tmp_path: Any, clock: Any, sqlite_url: 
         ({"issued_at_text": "yesterday"}, 400, "malformed_message"),
     ],
 )
-async def test_field_checks(harness: Harness, wallet: Any, override: dict[str, Any], status: int, error: str) -> None:
+async def test_field_checks(
+    harness: Harness, wallet: Any, override: dict[str, Any], status: int, error: str
+) -> None:
     offer = await nonce(harness)
     message = siwe_text(offer, wallet.address, issued_at=harness.clock.now(), **override)
     assert_rejected(await verify(harness, message, sign(wallet, message)), status, error)
@@ -169,7 +178,9 @@ async def test_request_shape_errors(harness: Harness, wallet: Any) -> None:
     assert_rejected(await c.post("/siwe/verify", content=b"not json"), 400, "invalid_request")
     assert_rejected(await c.post("/siwe/verify", json=["a"]), 400, "invalid_request")
     assert_rejected(await c.post("/siwe/verify", json={"signature": "0x00"}), 400, "invalid_request")
-    assert_rejected(await c.post("/siwe/verify", json={"message": 5, "signature": "0x"}), 400, "invalid_request")
+    assert_rejected(
+        await c.post("/siwe/verify", json={"message": 5, "signature": "0x"}), 400, "invalid_request"
+    )
     assert_rejected(await c.post("/siwe/verify", content=b"{" + b" " * 70000 + b"}"), 413, "invalid_request")
     huge = "a" * 20000
     assert_rejected(await verify(harness, huge, "0x00"), 400, "malformed_message")
@@ -183,7 +194,9 @@ async def test_unknown_client_and_scope(harness: Harness, wallet: Any) -> None:
     assert_rejected(await verify(harness, message, sig, client_id="nobody"), 401, "invalid_client")
     assert_rejected(await verify(harness, message, sig, scope="openid admin"), 400, "invalid_scope")
     assert_rejected(await verify(harness, message, sig, scope='bad"scope'), 400, "invalid_scope")
-    assert_rejected(await harness.client.post("/siwe/nonce", json={"client_id": "nobody"}), 401, "invalid_client")
+    assert_rejected(
+        await harness.client.post("/siwe/nonce", json={"client_id": "nobody"}), 401, "invalid_client"
+    )
     # none of that consumed the nonce
     assert (await verify(harness, message, sig)).status_code == 200
 

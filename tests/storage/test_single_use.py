@@ -37,8 +37,14 @@ async def test_concurrent_refresh_has_one_winner(database_url: str, tmp_path: Pa
     async with running_app(make_settings(tmp_path, database_url=database_url), clock) as h:
         offer = (await h.client.post("/siwe/nonce")).json()
         message = siwe_text(offer, wallet.address, issued_at=clock.now())
-        tokens = (await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})).json()
-        form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "portcullis-demo"}
+        tokens = (
+            await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
+        ).json()
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": "portcullis-demo",
+        }
         replies = await asyncio.gather(*(h.client.post("/token", data=form) for _ in range(RACERS)))
         winners = [r for r in replies if r.status_code == 200]
         assert len(winners) == 1, [r.text for r in replies]
@@ -54,7 +60,9 @@ async def test_nonce_and_token_hashes_only(database_url: str, tmp_path: Path, wa
     async with running_app(make_settings(tmp_path, database_url=database_url), clock) as h:
         offer = (await h.client.post("/siwe/nonce")).json()
         message = siwe_text(offer, wallet.address, issued_at=clock.now())
-        tokens = (await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})).json()
+        tokens = (
+            await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
+        ).json()
         engine = h.app.state.provider.store.engine
         async with engine.connect() as conn:
             nonce_rows = (await conn.execute(select(Nonce.__table__))).all()
@@ -74,7 +82,9 @@ async def test_purge_removes_only_expired(database_url: str, tmp_path: Path, wal
         fresh = (await h.client.post("/siwe/nonce")).json()
         assert await store.purge_expired(clock.now()) == 1
         message = siwe_text(fresh, wallet.address, issued_at=clock.now())
-        ok = await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
+        ok = await h.client.post(
+            "/siwe/verify", json={"message": message, "signature": sign(wallet, message)}
+        )
         assert ok.status_code == 200
 
 

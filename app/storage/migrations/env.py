@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection handed over by app.storage.migrate (never reads an ini file)."""
+"""Alembic environment: runs on the connection app.storage.migrate hands over (no ini file)."""
 
 from __future__ import annotations
 

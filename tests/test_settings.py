@@ -1,0 +1,87 @@
+"""Settings: validated at start, a bad value names its variable, production refuses default secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings import SettingsError, load_settings
+
+
+def test_development_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PORTCULLIS_PORT", "PORTCULLIS_ISSUER", "PORTCULLIS_MODE", "PORTCULLIS_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    s = load_settings()
+    assert s.mode == "development" and s.issuer == "http://127.0.0.1:8000"
+    assert s.siwe_domain == "127.0.0.1:8000" and s.siwe_uri == "http://127.0.0.1:8000"
+    assert s.database_url == "sqlite+aiosqlite:///var/portcullis.db"
+    assert s.access_token_audience == s.issuer and s.chain_ids == [1]
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_PORT", "9100")
+    monkeypatch.setenv("PORTCULLIS_CHAIN_IDS", "[10, 8453]")
+    s = load_settings()
+    assert s.port == 9100 and s.issuer == "http://127.0.0.1:9100" and s.chain_ids == [10, 8453]
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("PORTCULLIS_PORT", "eighty", "PORTCULLIS_PORT"),
+        ("PORTCULLIS_PORT", "70000", "PORTCULLIS_PORT"),
+        ("PORTCULLIS_SIGNING_ALG", "HS256", "PORTCULLIS_SIGNING_ALG"),
+        ("PORTCULLIS_NONCE_TTL_SECONDS", "5", "PORTCULLIS_NONCE_TTL_SECONDS"),
+        ("PORTCULLIS_CHAIN_IDS", "[0]", "PORTCULLIS_CHAIN_IDS"),
+        ("PORTCULLIS_ISSUER", "ftp://x", "PORTCULLIS_ISSUER"),
+        ("PORTCULLIS_SCOPES", '["trade"]', "PORTCULLIS_SCOPES"),
+        ("PORTCULLIS_NO_SUCH_THING", "1", "NO_SUCH_THING"),
+    ],
+)
+def test_bad_value_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_production_refuses_missing_or_weak_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_ISSUER", "https://auth.example.com")
+    with pytest.raises(SettingsError, match="PORTCULLIS_SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "short")
+    with pytest.raises(SettingsError, match="PORTCULLIS_SECRET_KEY"):
+        load_settings()
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)
+    assert load_settings().mode == "production"
+
+
+def test_production_needs_an_https_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)
+    with pytest.raises(SettingsError, match="PORTCULLIS_ISSUER"):
+        load_settings()
+    monkeypatch.setenv("PORTCULLIS_ISSUER", "http://auth.example.com")
+    with pytest.raises(SettingsError, match="PORTCULLIS_ISSUER: must use https"):
+        load_settings()
+
+
+def test_cli_reports_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli.main import main
+
+    monkeypatch.setenv("PORTCULLIS_PORT", "nope")
+    assert main(["db", "upgrade"]) == 2
+    assert "PORTCULLIS_PORT" in capsys.readouterr().err
+
+
+def test_development_secret_is_generated_once(tmp_path: Path) -> None:
+    from app.bootstrap import development_secret
+
+    first = development_secret(tmp_path)
+    assert len(first) >= 48 and development_secret(tmp_path) == first
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
