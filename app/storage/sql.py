@@ -6,9 +6,11 @@ requests can never both consume the same nonce or rotate the same refresh token.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -28,6 +30,20 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Queueing writers of this process on a lock avoids SQLite's
+        # sleep-and-retry busy handler, which turns contention into 100 ms stalls (see docs/PERFORMANCE.md).
+        # Other processes on the same file still wait through busy_timeout.
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # -- nonces ---------------------------------------------------------------------------------------------
 
@@ -39,7 +55,7 @@ class SqlStore:
         issued_at: datetime,
         expires_at: datetime,
     ) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 insert(Nonce).values(
                     nonce_hash=nonce_hash,
@@ -53,7 +69,7 @@ class SqlStore:
     async def complete_sign_in(
         self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord
     ) -> str | None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             consumed = await conn.execute(
                 update(Nonce)
                 .where(
@@ -103,7 +119,7 @@ class SqlStore:
         now: datetime,
         check: Callable[[RefreshRecord], None] | None = None,
     ) -> RefreshRecord:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             rotated = (
                 await conn.execute(
                     update(RefreshToken)
@@ -154,7 +170,7 @@ class SqlStore:
         raise RefreshUnavailable("expired", record.family_id)
 
     async def revoke_family(self, family_id: str, now: datetime, reason: str) -> int:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(RefreshToken)
                 .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -164,7 +180,7 @@ class SqlStore:
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete nonces and refresh tokens past expiry (they can no longer be used or reused)."""
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             nonces = await conn.execute(delete(Nonce).where(Nonce.expires_at <= now))
             tokens = await conn.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now))
             return int(nonces.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
@@ -192,7 +208,7 @@ class SqlStore:
         ]
 
     async def activate_key(self, key: KeyRecord, now: datetime, publish_until: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await conn.execute(
                 update(SigningKey)
                 .where(SigningKey.retired_at.is_(None))
@@ -225,7 +241,7 @@ _REFRESH_COLUMNS = (
 )
 
 
-def _refresh_record(row: Row[Unpack[tuple[Any, ...]]]) -> RefreshRecord:
+def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
     return RefreshRecord(
         token_hash=row.token_hash,
         family_id=row.family_id,

@@ -1,0 +1,159 @@
+"""Complete wallet sign-ins per second over HTTP against a real ``portcullis serve`` process.
+
+One sign-in = POST /siwe/nonce, sign the EIP-4361 message (client side, coincurve), POST /siwe/verify.
+Measured at concurrency 1 and 16 on the embedded default (SQLite) and, when PORTCULLIS_TEST_DATABASE_URL
+points at a PostgreSQL server, on PostgreSQL too. Prints sign-ins/s and p50/p99 latency of the whole sign-in.
+
+    .venv/bin/python bench/login_http.py [--seconds 10] [--concurrency 1,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from coincurve import PrivateKey
+from eth_hash.auto import keccak
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.siwe.eip55 import to_checksum
+from tests.integration.server import ServerProcess
+
+
+class Wallet:
+    def __init__(self) -> None:
+        self.key = PrivateKey()
+        self.address = to_checksum(keccak(self.key.public_key.format(compressed=False)[1:])[-20:])
+
+    def sign(self, text: str) -> str:
+        data = text.encode()
+        digest = keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+        sig = self.key.sign_recoverable(digest, hasher=None)
+        return "0x" + sig[:64].hex() + f"{sig[64] + 27:02x}"
+
+
+def message(offer: dict[str, object], address: str) -> str:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"{offer['scheme']}://{offer['domain']} wants you to sign in with your Ethereum account:\n"
+        f"{address}\n\n"
+        f"Benchmark sign-in.\n\nURI: {offer['uri']}\nVersion: 1\nChain ID: {offer['chain_id']}\n"
+        f"Nonce: {offer['nonce']}\nIssued At: {now}"
+    )
+
+
+async def one_sign_in(client: httpx.AsyncClient, wallet: Wallet) -> float:
+    start = time.perf_counter()
+    offer = (await client.post("/siwe/nonce")).json()
+    text = message(offer, wallet.address)
+    reply = await client.post("/siwe/verify", json={"message": text, "signature": wallet.sign(text)})
+    if reply.status_code != 200:
+        raise RuntimeError(f"sign-in failed: {reply.status_code} {reply.text}")
+    return time.perf_counter() - start
+
+
+async def run_level(url: str, concurrency: int, seconds: float) -> tuple[int, list[float], float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        for _ in range(3):  # warm-up
+            await one_sign_in(client, Wallet())
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            wallet = Wallet()
+            while time.perf_counter() < deadline:
+                latencies.append(await one_sign_in(client, wallet))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return len(latencies), latencies, elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
+
+
+def client_cost(samples: int = 300) -> float:
+    wallet = Wallet()
+    offer = {"scheme": "http", "domain": "x", "uri": "http://x", "chain_id": 1, "nonce": "a" * 22}
+    start = time.perf_counter()
+    for _ in range(samples):
+        wallet.sign(message(offer, wallet.address))
+    return (time.perf_counter() - start) / samples * 1e6
+
+
+def machine_note() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, server and client on one machine"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", default="1,16")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    backends: list[tuple[str, dict[str, str]]] = [("sqlite", {})]
+    pg = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
+    pg_name = f"portcullis_bench_{uuid.uuid4().hex[:8]}"
+    if pg:
+        backends.append(("postgresql", {"PORTCULLIS_DATABASE_URL": _pg_database(pg, pg_name, create=True)}))
+
+    print(f"machine: {machine_note()}")
+    print(f"client-side signing cost per sign-in: {client_cost():.0f} us (included in the latencies)")
+    print(f"{'backend':<11} {'conc':>4} {'sign-ins':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, env in backends:
+        with tempfile.TemporaryDirectory() as data, ServerProcess(Path(data), **env) as server:
+            for level in levels:
+                count, lat, elapsed = asyncio.run(run_level(server.url, level, args.seconds))
+                rate, p50, p99 = count / elapsed, pct(lat, 50), pct(lat, 99)
+                print(f"{name:<11} {level:>4} {count:>9} {rate:>8.1f} {p50:>8.2f} {p99:>8.2f}")
+    if pg:
+        _pg_database(pg, pg_name, create=False)
+    return 0
+
+
+def _pg_database(admin_url: str, name: str, create: bool) -> str:
+    """Create (or drop) a throwaway database so the benchmark never touches real data."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
+
+    async def run() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            sql = f'CREATE DATABASE "{name}"' if create else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            await conn.execute(text(sql))
+        await engine.dispose()
+
+    asyncio.run(run())
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
