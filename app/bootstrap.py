@@ -13,12 +13,15 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.audit import checkpoints, events
+from app.audit.chain import entry_hash
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
 from app.settings import Settings
 from app.storage import migrate
 from app.storage.db import create_engine
+from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
@@ -51,21 +54,36 @@ class Runtime:
     provider: Provider
     engine: AsyncEngine
     secret: bytes
+    checkpointer: checkpoints.Checkpointer
 
 
-async def start(settings: Settings, clock: Clock | None = None, entropy: Entropy | None = None) -> Runtime:
-    """Open the database, apply migrations, load (or create) signing keys."""
+async def start(
+    settings: Settings,
+    clock: Clock | None = None,
+    entropy: Entropy | None = None,
+    meta: events.RequestMeta | None = None,
+) -> Runtime:
+    """Open the database, apply migrations, load (or create) the signing and audit keys.
+
+    ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
+    """
     clock = clock or SystemClock()
+    meta = meta or events.RequestMeta()
     engine = create_engine(settings.database_url)
     try:
         await migrate.upgrade(engine)
-        store = SqlStore(engine)
+        store = SqlStore(engine, hasher=entry_hash)
         secret = server_secret(settings)
+        auditor = events.Auditor(settings, clock, secret)
+        now = clock.now()
+        signer = await checkpoints.load_or_create_signer(store, secret, auditor, now)
         window = keys.publish_window(
             timedelta(seconds=settings.access_token_ttl_seconds),
             timedelta(seconds=settings.id_token_ttl_seconds),
         )
-        ring = await keys.load_or_create(store, secret, settings.signing_alg, clock.now(), window)
+        ring = await keys.load_or_create(
+            store, secret, settings.signing_alg, now, window, key_activation(auditor, meta, "first start")
+        )
     except BaseException:
         await engine.dispose()
         raise
@@ -76,5 +94,24 @@ async def start(settings: Settings, clock: Clock | None = None, entropy: Entropy
         keys=KeyHolder(ring),
         clock=clock,
         entropy=entropy or SystemEntropy(),
+        auditor=auditor,
+        audit_log=store,
+        checkpoint_store=store,
     )
-    return Runtime(provider, engine, secret)
+    assert settings.audit_checkpoint_file is not None
+    checkpointer = checkpoints.Checkpointer(
+        store,
+        store,
+        signer,
+        checkpoints.FileSink(settings.audit_checkpoint_file),
+        settings.audit_checkpoint_every,
+        timedelta(seconds=settings.audit_checkpoint_seconds),
+    )
+    return Runtime(provider, engine, secret, checkpointer)
+
+
+def key_activation(auditor: events.Auditor, meta: events.RequestMeta, why: str) -> keys.Describe:
+    def describe(kid: str) -> AuditRecord:
+        return auditor.event(events.KEY_ACTIVATED, events.SUCCESS, meta, reason=why, kid=kid)
+
+    return describe

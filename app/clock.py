@@ -30,6 +30,10 @@ class Entropy(Protocol):
         """A random string of ASCII letters and digits (log2(62) = 5.95 bits per character)."""
         ...
 
+    def chance(self, probability: float) -> bool:
+        """True with the given probability (for sampling)."""
+        ...
+
 
 class SystemEntropy:
     def token(self, nbytes: int) -> str:
@@ -37,3 +41,6 @@ class SystemEntropy:
 
     def alphanumeric(self, length: int) -> str:
         return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+
+    def chance(self, probability: float) -> bool:
+        return secrets.randbelow(1_000_000) < int(probability * 1_000_000)

@@ -7,6 +7,7 @@ raises :class:`SettingsError` naming the offending variable, so a bad value neve
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -63,6 +64,20 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Audit trail (docs/AUDIT.md). This process's name in every entry; default: host name.
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    # How client IPs are recorded: full, truncated (IPv4 /24, IPv6 /48) or hashed (HMAC under the secret).
+    audit_ip: Literal["full", "truncated", "hashed"] = "truncated"
+    # Share of nonce issuances recorded (sign-ins are always recorded).
+    audit_nonce_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A signed checkpoint every N entries or M seconds, whichever comes first.
+    audit_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
+    audit_checkpoint_seconds: int = Field(default=60, ge=1, le=86400)
+    # Write-once sink for checkpoints (one JSON line each). Default: data_dir/audit-checkpoints.jsonl.
+    audit_checkpoint_file: Path | None = None
+    # Entries older than this may be purged, only up to a checkpoint (MiFID II / SEC 17a-4: years).
+    audit_retention_days: int = Field(default=7 * 365 + 2, ge=1)
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
         if not self.issuer:
@@ -83,6 +98,8 @@ class Settings(BaseSettings):
             self.access_token_audience = self.issuer
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
+        if self.audit_checkpoint_file is None:
+            self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
         if any(c < 1 for c in self.chain_ids):
             raise ValueError("chain_ids: chain ids are positive integers")
         if "openid" not in self.scopes:

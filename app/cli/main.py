@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from collections.abc import Sequence
 
+from app.audit.events import RequestMeta
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -67,13 +69,20 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from app.oidc import keys
 
     async def run() -> list[dict[str, object]]:
-        runtime = await bootstrap.start(settings)
+        meta = operator()
+        runtime = await bootstrap.start(settings, meta=meta)
         try:
             p = runtime.provider
             if args.action == "rotate":
                 p.keys.ring = await keys.rotate(
-                    p.key_store, runtime.secret, settings.signing_alg, p.clock.now(), p.key_publish_window
+                    p.key_store,
+                    runtime.secret,
+                    settings.signing_alg,
+                    p.clock.now(),
+                    p.key_publish_window,
+                    bootstrap.key_activation(p.auditor, meta, "rotated by operator"),
                 )
+            await runtime.checkpointer.tick(p.clock.now(), force=True)
             return [
                 {
                     "kid": r.kid,
@@ -92,6 +101,30 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    from app.cli import audit
+
+    if args.action == "verify":
+        return audit.verify(settings, args.from_seq)
+    if args.action == "export":
+        if args.output:
+            with open(args.output, "w", newline="") as out:
+                return audit.export(settings, args.since, args.until, args.format, args.subject, out)
+        return audit.export(settings, args.since, args.until, args.format, args.subject, sys.stdout)
+    if args.action == "tail":
+        return audit.tail(settings, args.lines, args.follow)
+    return audit.purge(settings, args.dry_run, operator())
+
+
+def operator() -> RequestMeta:
+    """CLI actions are audited under the operating-system user who ran them."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return RequestMeta(operator=user)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="token-signing keys")
     keys.add_argument("action", choices=["list", "rotate"])
     keys.set_defaults(fn=_keys)
+    audit = sub.add_parser("audit", help="the tamper-evident audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify", help="recompute the hash chain and checkpoints")
+    verify.add_argument("--from", dest="from_seq", type=int, default=1, help="start at this sequence number")
+    verify.set_defaults(fn=_audit)
+    export = audit_sub.add_parser("export", help="an extract with its chain proof")
+    export.add_argument("--since", help="date or RFC 3339 time (inclusive)")
+    export.add_argument("--until", help="date or RFC 3339 time (exclusive)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--subject", help="only entries of this actor (e.g. did:pkh:eip155:1:0x...)")
+    export.add_argument("--output", help="file to write (CSV: the proof goes to FILE.proof.json)")
+    export.set_defaults(fn=_audit)
+    tail = audit_sub.add_parser("tail", help="the latest entries")
+    tail.add_argument("-n", "--lines", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true")
+    tail.set_defaults(fn=_audit)
+    purge = audit_sub.add_parser("purge", help="delete entries past PORTCULLIS_AUDIT_RETENTION_DAYS")
+    purge.add_argument("--dry-run", action="store_true")
+    purge.set_defaults(fn=_audit)
     return parser
 
 

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from app import bootstrap
 from app.clock import Clock, Entropy
 from app.http.errors import HANDLERS, unexpected_error
+from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
 from app.oauth.provider import Provider
 from app.oidc import keys
@@ -21,6 +23,7 @@ from app.settings import Settings
 log = logging.getLogger("portcullis")
 
 PURGE_INTERVAL = timedelta(minutes=5)
+CHECKPOINT_TICK = 1.0  # seconds between looks at the audit head
 
 
 def create_app(
@@ -30,20 +33,41 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await bootstrap.start(settings, clock, entropy)
         app.state.provider = runtime.provider
-        task = asyncio.create_task(_housekeeping(runtime.provider, runtime.secret))
+        app.state.runtime_checkpointer = runtime.checkpointer
+        tasks = [
+            asyncio.create_task(_housekeeping(runtime.provider, runtime.secret)),
+            asyncio.create_task(_checkpoints(runtime)),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await runtime.engine.dispose()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            try:  # a clean shutdown leaves the whole log covered by a signed checkpoint
+                await runtime.checkpointer.tick(runtime.provider.clock.now(), force=True)
+            except Exception:
+                log.exception("final audit checkpoint failed")
+            finally:
+                await runtime.engine.dispose()
 
     return Starlette(
         routes=ROUTES,
+        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )
+
+
+async def _checkpoints(runtime: bootstrap.Runtime) -> None:
+    """Sign a checkpoint every N entries or M seconds (app.audit.checkpoints.Checkpointer decides)."""
+    while True:
+        await asyncio.sleep(CHECKPOINT_TICK)
+        try:
+            await runtime.checkpointer.tick(runtime.provider.clock.now())
+        except Exception:
+            log.exception("audit checkpoint failed")
 
 
 async def _housekeeping(p: Provider, secret: bytes) -> None:

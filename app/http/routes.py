@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, UnsupportedGrantType
 from app.http.body import read_form, read_json_object, string_field
 from app.http.errors import NO_STORE
@@ -19,10 +20,18 @@ def _provider(request: Request) -> Provider:
     return provider
 
 
+def _meta(request: Request) -> RequestMeta:
+    return RequestMeta(
+        request_id=request.state.request_id,
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
 async def siwe_nonce(request: Request) -> Response:
     body = await read_json_object(request, optional=True)
     offer = await signin.issue_nonce(
-        _provider(request), string_field(body, "client_id"), string_field(body, "oidc_nonce")
+        _provider(request), string_field(body, "client_id"), string_field(body, "oidc_nonce"), _meta(request)
     )
     return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
 
@@ -35,6 +44,7 @@ async def siwe_verify(request: Request) -> Response:
         signature=string_field(body, "signature", required=True) or "",
         client_id=string_field(body, "client_id"),
         scope=string_field(body, "scope"),
+        meta=_meta(request),
     )
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
@@ -47,7 +57,11 @@ async def token(request: Request) -> Response:
     if grant_type != "refresh_token":
         raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
     tokens = await refresh.refresh(
-        _provider(request), form.get("refresh_token"), form.get("client_id"), form.get("scope")
+        _provider(request),
+        form.get("refresh_token"),
+        form.get("client_id"),
+        form.get("scope"),
+        _meta(request),
     )
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 

@@ -6,12 +6,13 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from app.audit.events import Auditor
 from app.clock import Clock, Entropy
 from app.errors import InvalidClient
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.settings import Settings
-from app.storage.records import AuthStore, KeyStore
+from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
 
 def secret_hash(value: str) -> str:
@@ -34,6 +35,9 @@ class Provider:
     keys: KeyHolder
     clock: Clock
     entropy: Entropy
+    auditor: Auditor
+    audit_log: AuditLog
+    checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)
 
     def __post_init__(self) -> None:

@@ -4,12 +4,13 @@ its whole family. The family keeps its absolute expiry; a refresh may narrow the
 
 from __future__ import annotations
 
-from app.errors import InvalidGrant, InvalidRequest
+from app.audit import events
+from app.errors import InvalidGrant, InvalidRequest, OAuthError
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import narrow_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant
-from app.storage.records import RefreshRecord, RefreshUnavailable
+from app.storage.records import AuditRecord, RefreshRecord, RefreshUnavailable
 
 MAX_REFRESH_TOKEN = 512
 
@@ -22,20 +23,65 @@ _REASONS = {
 }
 
 
-async def refresh(p: Provider, token: str | None, client_id: str | None, scope: str | None) -> TokenResponse:
+async def refresh(
+    p: Provider, token: str | None, client_id: str | None, scope: str | None, meta: events.RequestMeta
+) -> TokenResponse:
     if not token:
         raise InvalidRequest("refresh_token is required")
+    now = p.clock.now()
+    try:
+        return await _rotate(p, token, client_id, scope, meta)
+    except RefreshUnavailable as exc:
+        if exc.reason == "reused" and exc.family_id is not None:
+            # A rotated token presented again has leaked: end the whole session, and say so in the log.
+            revoked = p.auditor.event(
+                events.TOKEN_FAMILY_REVOKED,
+                events.SUCCESS,
+                meta,
+                reason="reuse_detected",
+                client_id=client_id,
+                session=exc.family_id,
+                at=now,
+            )
+            await p.store.revoke_family(exc.family_id, now, "reuse_detected", revoked)
+        await _record_failure(p, meta, exc.reason, client_id, exc.family_id)
+        raise InvalidGrant(_REASONS[exc.reason]) from None
+    except OAuthError as exc:
+        await _record_failure(p, meta, exc.error, client_id, None)
+        raise
+
+
+async def _rotate(
+    p: Provider, token: str, client_id: str | None, scope: str | None, meta: events.RequestMeta
+) -> TokenResponse:
     if len(token) > MAX_REFRESH_TOKEN:
-        raise InvalidGrant("the refresh token is unknown")
+        raise RefreshUnavailable("unknown")
     client = p.check_client(client_id)
     now = p.clock.now()
     successor = p.entropy.token(32)
-    try:
-        record = await p.store.rotate_refresh(
-            secret_hash(token), client, secret_hash(successor), now, check=lambda old: _scope_ok(scope, old)
+    jti = p.entropy.token(16)
+
+    def describe(new: RefreshRecord) -> AuditRecord:
+        return p.auditor.event(
+            events.TOKEN_REFRESHED,
+            events.SUCCESS,
+            meta,
+            actor=new.subject,
+            client_id=client,
+            session=new.family_id,
+            kid=p.keys.ring.active.kid,
+            data={"jti": jti, "scope": narrow_scope(scope, new.scope)},
+            at=now,
         )
-    except RefreshUnavailable as exc:
-        raise InvalidGrant(_REASONS[exc.reason]) from None
+
+    record = await p.store.rotate_refresh(
+        secret_hash(token),
+        client,
+        secret_hash(successor),
+        now,
+        describe,
+        check=lambda old: _scope_ok(scope, old),
+    )
     grant = Grant(
         address=record.address,
         chain_id=record.chain_id,
@@ -43,7 +89,22 @@ async def refresh(p: Provider, token: str | None, client_id: str | None, scope: 
         scope=narrow_scope(scope, record.scope),
         auth_time=record.auth_time,
     )
-    return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None)
+    return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
+
+
+async def _record_failure(
+    p: Provider, meta: events.RequestMeta, reason: str, client_id: str | None, family_id: str | None
+) -> None:
+    await p.audit_log.record(
+        p.auditor.event(
+            events.TOKEN_REFRESH_FAILED,
+            events.FAILURE,
+            meta,
+            reason=reason,
+            client_id=client_id,
+            session=family_id,
+        )
+    )
 
 
 def _scope_ok(requested: str | None, old: RefreshRecord) -> None:

@@ -7,16 +7,17 @@ The nonce is consumed and the refresh token stored in one transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from app import siwe
-from app.errors import InvalidRequest, SignInRejected
+from app.audit import events
+from app.errors import InvalidRequest, OAuthError, SignInRejected
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import grant_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
-from app.oidc.tokens import Grant
+from app.oidc.tokens import Grant, did_pkh
 from app.storage.records import NonceUnavailable, RefreshRecord
 
 # 22 alphanumerics carry 131 bits (EIP-4361 requires >= 8 alphanumerics; we want >= 96 bits).
@@ -58,13 +59,26 @@ def _rfc3339(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-async def issue_nonce(p: Provider, client_id: str | None, oidc_nonce: str | None) -> NonceOffer:
+async def issue_nonce(
+    p: Provider, client_id: str | None, oidc_nonce: str | None, meta: events.RequestMeta
+) -> NonceOffer:
     client = p.check_client(client_id)
     check_oidc_nonce(oidc_nonce)
     now = p.clock.now()
     nonce = p.entropy.alphanumeric(NONCE_LENGTH)
+    nonce_hash = secret_hash(nonce)
     expires = now + timedelta(seconds=p.settings.nonce_ttl_seconds)
-    await p.store.issue_nonce(secret_hash(nonce), client, oidc_nonce, now, expires)
+    audit = None
+    if p.auditor.nonce_sample_rate and p.entropy.chance(p.auditor.nonce_sample_rate):
+        audit = p.auditor.event(
+            events.NONCE_ISSUED,
+            events.SUCCESS,
+            meta,
+            client_id=client,
+            data={"nonce_hash": nonce_hash},
+            at=now,
+        )
+    await p.store.issue_nonce(nonce_hash, client, oidc_nonce, now, expires, audit)
     s = p.settings
     return NonceOffer(nonce, siwe_scheme(p), s.siwe_domain, s.siwe_uri, s.default_chain_id, now, expires)
 
@@ -109,12 +123,58 @@ def check_signature(text: str, message: siwe.SiweMessage, signature: str) -> Non
 
 
 async def sign_in(
-    p: Provider, text: str, signature: str, client_id: str | None, scope: str | None
+    p: Provider,
+    text: str,
+    signature: str,
+    client_id: str | None,
+    scope: str | None,
+    meta: events.RequestMeta,
 ) -> TokenResponse:
-    client = p.check_client(client_id)
-    granted_scope = grant_scope(scope, p.settings.scopes)
+    """The SIWE grant. Every refusal is recorded in the audit log with the check that failed."""
     now = p.clock.now()
+    attempt = _Attempt()
+    try:
+        return await _sign_in(p, text, signature, client_id, scope, meta, now, attempt)
+    except OAuthError as exc:
+        await p.audit_log.record(
+            p.auditor.event(
+                events.SIGNIN_FAILED,
+                events.FAILURE,
+                meta,
+                reason=exc.error,
+                actor=attempt.actor,
+                client_id=attempt.client or client_id,
+                data={"detail": exc.description[:300], **attempt.data},
+                at=now,
+            )
+        )
+        raise
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What is known about a sign-in so far, for the failure's audit entry (claimed, not proven)."""
+
+    client: str | None = None
+    actor: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+async def _sign_in(
+    p: Provider,
+    text: str,
+    signature: str,
+    client_id: str | None,
+    scope: str | None,
+    meta: events.RequestMeta,
+    now: datetime,
+    attempt: _Attempt,
+) -> TokenResponse:
+    attempt.client = client = p.check_client(client_id)
+    granted_scope = grant_scope(scope, p.settings.scopes)
     message = check_message(p, text, now)
+    attempt.actor = did_pkh(message.chain_id, message.address)
+    attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
     check_signature(text, message, signature)
     grant = Grant(
         address=message.address,
@@ -125,11 +185,23 @@ async def sign_in(
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
+    jti = p.entropy.token(16)
+    audit = p.auditor.event(
+        events.SIGNIN_SUCCEEDED,
+        events.SUCCESS,
+        meta,
+        actor=grant.subject,
+        client_id=client,
+        session=refresh.family_id,
+        kid=p.keys.ring.active.kid,
+        data={**attempt.data, "scope": granted_scope, "jti": jti, "amr": ["siwe"]},
+        at=now,
+    )
     try:
-        oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh)
+        oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh, audit)
     except NonceUnavailable as exc:
         raise SignInRejected("nonce_mismatch", 401, _NONCE_REASONS[exc.reason]) from None
-    return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce)
+    return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce, jti=jti)
 
 
 def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime) -> RefreshRecord:

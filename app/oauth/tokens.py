@@ -30,10 +30,10 @@ class TokenResponse:
 
 
 def issue_tokens(
-    p: Provider, grant: Grant, now: datetime, *, refresh_token: str, oidc_nonce: str | None
+    p: Provider, grant: Grant, now: datetime, *, refresh_token: str, oidc_nonce: str | None, jti: str
 ) -> TokenResponse:
     ring = p.keys.ring
-    access = mint_access_token(ring, p.policy, grant, now, jti=p.entropy.token(16))
+    access = mint_access_token(ring, p.policy, grant, now, jti=jti)
     id_token = mint_id_token(ring, p.policy, grant, now, access_token=access, oidc_nonce=oidc_nonce)
     return TokenResponse(
         access_token=access,

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from app.storage.records import KeyRecord, KeyStore
+from app.storage.records import AuditRecord, KeyRecord, KeyStore
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -149,22 +150,26 @@ def build_keyring(records: list[KeyRecord], secret: bytes, now: datetime) -> Key
     )
 
 
+# Describes a key activation for the audit log, given the new key's kid (the caller knows who and why).
+Describe = Callable[[str], AuditRecord]
+
+
 async def rotate(
-    store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta
+    store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta, describe: Describe
 ) -> KeyRing:
     """Make a new key active; earlier keys stay published for ``max_token_ttl`` (their tokens' lifetime)."""
     record, _ = generate_key(alg, secret, now)
-    await store.activate_key(record, now, publish_until=now + max_token_ttl)
+    await store.activate_key(record, now, publish_until=now + max_token_ttl, audit=describe(record.kid))
     ring = build_keyring(await store.list_keys(), secret, now)
     assert ring is not None
     return ring
 
 
 async def load_or_create(
-    store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta
+    store: KeyStore, secret: bytes, alg: str, now: datetime, max_token_ttl: timedelta, describe: Describe
 ) -> KeyRing:
     """The ring at start-up; a first start (or a new ``signing_alg``) generates and persists a key."""
     ring = build_keyring(await store.list_keys(), secret, now)
     if ring is not None and ring.active.alg == alg:
         return ring
-    return await rotate(store, secret, alg, now, max_token_ttl)
+    return await rotate(store, secret, alg, now, max_token_ttl, describe)

@@ -95,3 +95,60 @@ class SigningKey(Base):
 
 
 Index("ix_refresh_tokens_expires_at", RefreshToken.expires_at)
+
+
+class AuditEntry(Base):
+    """One entry of the tamper-evident audit log (docs/AUDIT.md). ``hash`` chains it to ``prev_hash``."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(24))  # RFC 3339 UTC with milliseconds, as hashed
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(255), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    ua_hash: Mapped[str | None] = mapped_column(String(64))
+    session_hash: Mapped[str | None] = mapped_column(String(64))
+    kid: Mapped[str | None] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(String(128))
+    data: Mapped[str] = mapped_column(Text)  # canonical JSON object
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row every append locks: it hands out gapless sequence numbers and the previous hash."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "the log had ``seq`` entries ending in ``head_hash`` at ``ts``"."""
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str] = mapped_column(String(24))
+    kid: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuditKey(Base):
+    """The dedicated Ed25519 key that signs audit checkpoints (never used for tokens)."""
+
+    __tablename__ = "audit_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[str] = mapped_column(Text)
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -5,10 +5,10 @@ The cores (``app.oauth``, ``app.oidc``) depend on these protocols only; ``app.st
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,44 @@ class KeyRecord:
     publish_until: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An audit entry before the log gives it a sequence number and links it (see app.audit.chain)."""
+
+    ts: str
+    type: str
+    outcome: str
+    node: str
+    reason: str | None = None
+    actor: str | None = None
+    client_id: str | None = None
+    request_id: str | None = None
+    ip: str | None = None
+    ua_hash: str | None = None
+    session_hash: str | None = None
+    kid: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, seq: int, prev_hash: str) -> dict[str, Any]:
+        return {
+            "seq": seq,
+            "ts": self.ts,
+            "type": self.type,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "actor": self.actor,
+            "client_id": self.client_id,
+            "request_id": self.request_id,
+            "ip": self.ip,
+            "ua_hash": self.ua_hash,
+            "session_hash": self.session_hash,
+            "kid": self.kid,
+            "node": self.node,
+            "data": self.data,
+            "prev_hash": prev_hash,
+        }
+
+
 NonceFailure = Literal["unknown", "used", "expired", "other_client"]
 RefreshFailure = Literal["unknown", "reused", "revoked", "expired", "other_client"]
 
@@ -58,7 +96,11 @@ class RefreshUnavailable(Exception):
 
 
 class AuthStore(Protocol):
-    """Single-use artefacts of sign-in: nonces and refresh-token families."""
+    """Single-use artefacts of sign-in: nonces and refresh-token families.
+
+    Every method that changes state takes the audit entry describing the change and appends it in the
+    same transaction: no token without its audit row, and a failed audit write fails the change.
+    """
 
     async def issue_nonce(
         self,
@@ -67,10 +109,11 @@ class AuthStore(Protocol):
         oidc_nonce: str | None,
         issued_at: datetime,
         expires_at: datetime,
+        audit: AuditRecord | None = None,
     ) -> None: ...
 
     async def complete_sign_in(
-        self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord
+        self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord, audit: AuditRecord
     ) -> str | None:
         """Consume the nonce and store the refresh token in one transaction; return the OIDC nonce.
 
@@ -85,16 +128,18 @@ class AuthStore(Protocol):
         client_id: str,
         new_hash: str,
         now: datetime,
+        audit: Callable[[RefreshRecord], AuditRecord],
         check: Callable[[RefreshRecord], None] | None = None,
     ) -> RefreshRecord:
         """Mark ``token_hash`` rotated and store its successor (same family and expiry) atomically.
 
-        ``check`` sees the old record inside the transaction; if it raises, nothing is written.
-        Raises RefreshUnavailable when the token cannot be rotated (on reuse, after revoking the family).
+        ``check`` sees the old record inside the transaction; if it raises, nothing is written. ``audit``
+        describes the rotation from the successor. Raises RefreshUnavailable when the token cannot be
+        rotated; deciding what a reused token means (revoking its family) is the caller's.
         """
         ...
 
-    async def revoke_family(self, family_id: str, now: datetime, reason: str) -> int: ...
+    async def revoke_family(self, family_id: str, now: datetime, reason: str, audit: AuditRecord) -> int: ...
 
     async def purge_expired(self, now: datetime) -> int: ...
 
@@ -106,6 +151,49 @@ class KeyStore(Protocol):
 
     async def list_keys(self) -> list[KeyRecord]: ...
 
-    async def activate_key(self, key: KeyRecord, now: datetime, publish_until: datetime) -> None:
+    async def activate_key(
+        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+    ) -> None:
         """Make ``key`` the active key; retire the others, published until ``publish_until``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    seq: int
+    head_hash: str
+    ts: str
+    kid: str
+    signature: str
+
+
+class AuditLog(Protocol):
+    """The append-only, hash-chained audit log (app.audit.chain defines the hash)."""
+
+    async def record(self, audit: AuditRecord) -> int:
+        """Append one entry in its own transaction; return its sequence number."""
+        ...
+
+    async def head(self) -> tuple[int, str]:
+        """The last sequence number handed out and its hash (0 and GENESIS for an empty log)."""
+        ...
+
+    def entries(self, from_seq: int = 1, to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Entries in ascending seq order, each a dict of the chain fields plus ``hash``."""
+        ...
+
+    async def purge_entries(self, up_to_seq: int) -> int: ...
+
+
+class CheckpointStore(Protocol):
+    """Signed checkpoints and the audit key that signs them."""
+
+    async def checkpoints(self) -> list[CheckpointRecord]: ...
+
+    async def add_checkpoint(self, checkpoint: CheckpointRecord) -> bool:
+        """Store a checkpoint; False if one for that seq exists already (another process made it)."""
+        ...
+
+    async def audit_keys(self) -> list[KeyRecord]: ...
+
+    async def add_audit_key(self, key: KeyRecord, audit: AuditRecord) -> None: ...

@@ -17,25 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models import Nonce, RefreshToken, SigningKey
 from app.storage.records import (
+    AuditRecord,
     KeyRecord,
     NonceFailure,
     NonceUnavailable,
     RefreshRecord,
     RefreshUnavailable,
 )
+from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
 
 
-class SqlStore:
-    """Implements AuthStore and KeyStore on one async engine."""
+class SqlStore(SqlAuditLog):
+    """Implements AuthStore, KeyStore, AuditLog and CheckpointStore on one async engine.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    ``hasher`` computes an audit entry's hash (app.audit.chain.entry_hash); it is handed in so that
+    storage depends on nothing above it.
+    """
+
+    def __init__(self, engine: AsyncEngine, hasher: EntryHasher) -> None:
         self.engine = engine
+        self.hasher = hasher
         # SQLite has one writer at a time. Queueing writers of this process on a lock avoids SQLite's
         # sleep-and-retry busy handler, which turns contention into 100 ms stalls (see docs/PERFORMANCE.md).
         # Other processes on the same file still wait through busy_timeout.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
-    @contextlib.asynccontextmanager
+    @contextlib.asynccontextmanager  # type: ignore[override]
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on any exception."""
         if self._write_lock is None:
@@ -54,6 +61,7 @@ class SqlStore:
         oidc_nonce: str | None,
         issued_at: datetime,
         expires_at: datetime,
+        audit: AuditRecord | None = None,
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
@@ -65,9 +73,11 @@ class SqlStore:
                     expires_at=expires_at,
                 )
             )
+            if audit is not None:
+                await append(conn, audit, self.hasher)
 
     async def complete_sign_in(
-        self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord
+        self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord, audit: AuditRecord
     ) -> str | None:
         async with self._write() as conn:
             consumed = await conn.execute(
@@ -85,6 +95,7 @@ class SqlStore:
             if row is None:
                 raise NonceUnavailable(await self._why_nonce_unavailable(conn, nonce_hash, client_id, now))
             await conn.execute(insert(RefreshToken).values(**_refresh_values(refresh)))
+            await append(conn, audit, self.hasher)
             oidc_nonce: str | None = row[0]
             return oidc_nonce
 
@@ -117,6 +128,7 @@ class SqlStore:
         client_id: str,
         new_hash: str,
         now: datetime,
+        audit: Callable[[RefreshRecord], AuditRecord],
         check: Callable[[RefreshRecord], None] | None = None,
     ) -> RefreshRecord:
         async with self._write() as conn:
@@ -152,6 +164,7 @@ class SqlStore:
                     expires_at=old.expires_at,
                 )
                 await conn.execute(insert(RefreshToken).values(**_refresh_values(new)))
+                await append(conn, audit(new), self.hasher)
                 return new
             found = (
                 await conn.execute(select(*_REFRESH_COLUMNS).where(RefreshToken.token_hash == token_hash))
@@ -164,18 +177,17 @@ class SqlStore:
         if found.revoked_at is not None:
             raise RefreshUnavailable("revoked", record.family_id)
         if found.rotated_at is not None:
-            # RFC 9700 section 4.14.2: a rotated token presented again means it leaked; revoke the family.
-            await self.revoke_family(record.family_id, now, "reuse_detected")
             raise RefreshUnavailable("reused", record.family_id)
         raise RefreshUnavailable("expired", record.family_id)
 
-    async def revoke_family(self, family_id: str, now: datetime, reason: str) -> int:
+    async def revoke_family(self, family_id: str, now: datetime, reason: str, audit: AuditRecord) -> int:
         async with self._write() as conn:
             result = await conn.execute(
                 update(RefreshToken)
                 .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason=reason)
             )
+            await append(conn, audit, self.hasher)
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def purge_expired(self, now: datetime) -> int:
@@ -207,7 +219,9 @@ class SqlStore:
             for r in rows
         ]
 
-    async def activate_key(self, key: KeyRecord, now: datetime, publish_until: datetime) -> None:
+    async def activate_key(
+        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+    ) -> None:
         async with self._write() as conn:
             await conn.execute(
                 update(SigningKey)
@@ -223,6 +237,7 @@ class SqlStore:
                     created_at=key.created_at,
                 )
             )
+            await append(conn, audit, self.hasher)
 
 
 _REFRESH_COLUMNS = (

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.audit.events import RequestMeta
+from app.bootstrap import key_activation
 from app.oidc import keys
 from app.settings import load_settings
 from app.storage.models import SigningKey
@@ -66,7 +68,10 @@ async def test_rotation_keeps_old_key_published_until_its_tokens_expire(
         p = h.app.state.provider
         old_kid = p.keys.ring.active.kid
         tokens = await sign_in(h, wallet)
-        p.keys.ring = await keys.rotate(p.key_store, b"unused", "ES256", clock.now(), p.key_publish_window)
+        describe = key_activation(p.auditor, RequestMeta(operator="test"), "test rotation")
+        p.keys.ring = await keys.rotate(
+            p.key_store, b"unused", "ES256", clock.now(), p.key_publish_window, describe
+        )
         new_kid = p.keys.ring.active.kid
         assert new_kid != old_kid
         kids = [k["kid"] for k in (await h.client.get("/jwks")).json()["keys"]]

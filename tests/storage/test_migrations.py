@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
@@ -17,7 +18,8 @@ async def test_upgrade_from_empty_matches_models(database_url: str) -> None:
     try:
         await migrate.upgrade(engine)
         await migrate.upgrade(engine)  # a second run is a no-op
-        assert await migrate.current_revision(engine) == "0001"
+        head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+        assert head is not None and await migrate.current_revision(engine) == head
 
         def diff(conn: Connection) -> list[object]:
             return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
@@ -27,7 +29,15 @@ async def test_upgrade_from_empty_matches_models(database_url: str) -> None:
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
-            assert {"siwe_nonces", "refresh_tokens", "signing_keys"} <= await conn.run_sync(tables)
+            expected = {
+                "siwe_nonces",
+                "refresh_tokens",
+                "signing_keys",
+                "audit_log",
+                "audit_head",
+                "audit_checkpoints",
+            }
+            assert expected <= await conn.run_sync(tables)
     finally:
         await engine.dispose()
 
@@ -37,4 +47,4 @@ def test_cli_db_upgrade(tmp_path: object, monkeypatch: object, capsys: object) -
 
     monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(tmp_path))  # type: ignore[attr-defined]
     assert main(["db", "upgrade"]) == 0
-    assert "revision 0001" in capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "database at revision 0002" in capsys.readouterr().out  # type: ignore[attr-defined]

@@ -1,0 +1,135 @@
+"""``portcullis audit verify``: recompute the chain, check every checkpoint, name the first broken entry.
+
+The algorithm an auditor can re-implement (docs/AUDIT.md): walk entries in seq order from GENESIS (or from
+a trusted anchor), require seq to step by one, prev_hash to equal the previous entry's hash and hash to
+equal SHA-256 of the entry's JCS form; require every signed checkpoint's head_hash to equal the hash of
+the entry at its seq; require the log to reach the highest checkpointed seq.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.audit.chain import GENESIS, ChainState, Finding, step
+from app.audit.checkpoints import FileSink, signature_valid
+from app.storage.records import AuditLog, CheckpointRecord, CheckpointStore
+
+PROGRESS_EVERY = 10_000
+
+
+@dataclass(slots=True)
+class Report:
+    checked: int = 0
+    first_seq: int | None = None
+    last_seq: int = 0
+    checkpoints: int = 0
+    finding: Finding | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.finding is None
+
+
+async def verify_log(
+    log: AuditLog,
+    store: CheckpointStore,
+    sink: FileSink,
+    from_seq: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    report = Report()
+    keys = {k.kid: json.loads(k.public_jwk) for k in await store.audit_keys()}
+    sink_cps, sink_keys = sink.read()
+    keys.update(sink_keys)  # the sink's keys win: the database copy could have been swapped
+    db_cps = await store.checkpoints()
+    checkpoints, finding = _merge_checkpoints(db_cps, sink_cps, keys)
+    report.checkpoints = len(checkpoints)
+    if finding is not None:
+        report.finding = finding
+        return report
+    by_seq = {cp.seq: cp for cp in checkpoints}
+
+    head_seq, head_hash = await log.head()
+    state: ChainState | None = None
+    async for entry in log.entries(from_seq):
+        if state is None:
+            state, finding = await _anchor(log, entry["seq"], from_seq, by_seq)
+            report.first_seq = entry["seq"]
+            if finding is not None:
+                report.finding = finding
+                return report
+        found = step(entry, state)
+        if found is not None:
+            report.finding = found
+            report.checked = state.checked
+            return report
+        cp = by_seq.get(entry["seq"])
+        if cp is not None and cp.head_hash != entry["hash"]:
+            report.finding = Finding(
+                entry["seq"],
+                "checkpoint",
+                "differs from its signed checkpoint: entries up to here were rewritten",
+            )
+            report.checked = state.checked
+            return report
+        if progress is not None and state.checked % PROGRESS_EVERY == 0:
+            progress(state.checked, head_seq)
+    report.checked = state.checked if state else 0
+    report.last_seq = (state.next_seq - 1) if state else from_seq - 1
+    if progress is not None:
+        progress(report.checked, head_seq)
+    top = max(by_seq, default=0)
+    if top > report.last_seq:
+        report.finding = Finding(
+            report.last_seq + 1,
+            "truncated",
+            f"the log ends at {report.last_seq} but a signed checkpoint covers entries up to {top}",
+        )
+    elif head_seq != report.last_seq or (state is not None and head_hash != state.prev_hash):
+        report.finding = Finding(
+            report.last_seq + 1,
+            "truncated" if head_seq > report.last_seq else "head",
+            f"the head records {head_seq} entries but the log ends at {report.last_seq}",
+        )
+    elif state is not None and report.last_seq > top:
+        report.notes.append(
+            f"entries {top + 1}..{report.last_seq} are after the last checkpoint: chained, not yet signed"
+        )
+    return report
+
+
+def _merge_checkpoints(
+    db_cps: list[CheckpointRecord], sink_cps: list[CheckpointRecord], keys: dict[str, dict[str, object]]
+) -> tuple[list[CheckpointRecord], Finding | None]:
+    merged: dict[int, CheckpointRecord] = {}
+    for cp in [*sink_cps, *db_cps]:
+        other = merged.get(cp.seq)
+        if other is not None and other.head_hash != cp.head_hash:
+            return [], Finding(
+                cp.seq, "checkpoint", "the database and the sink disagree about this checkpoint"
+            )
+        if not signature_valid(cp, keys):  # type: ignore[arg-type]
+            return [], Finding(cp.seq, "checkpoint", "checkpoint signature does not verify")
+        merged.setdefault(cp.seq, cp)
+    return [merged[s] for s in sorted(merged)], None
+
+
+async def _anchor(
+    log: AuditLog, first_seq: int, from_seq: int, by_seq: dict[int, CheckpointRecord]
+) -> tuple[ChainState, Finding | None]:
+    """Where the walk starts: GENESIS, a checkpoint just before the first entry, or the entry before it."""
+    if first_seq == 1:
+        return ChainState(1, GENESIS), None
+    cp = by_seq.get(first_seq - 1)
+    if cp is not None:  # entries up to a checkpoint were purged under the retention policy
+        return ChainState(first_seq, cp.head_hash), None
+    if from_seq > 1 and first_seq == from_seq:
+        async for before in log.entries(from_seq - 1, from_seq - 1):
+            return ChainState(first_seq, before["hash"]), None
+    missing_from = max(from_seq, 1)
+    return ChainState(first_seq, GENESIS), Finding(
+        missing_from, "missing", f"entries {missing_from}..{first_seq - 1} are missing (deleted)"
+    )
