@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/siwe_verify.py
 	$(BIN)/python bench/login_http.py
+	$(BIN)/python bench/audit_log.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

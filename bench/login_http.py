@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from eth_hash.auto import keccak
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.siwe.eip55 import to_checksum
+from bench.machine import machine_note
 from tests.integration.server import ServerProcess
 
 
@@ -95,20 +95,6 @@ def client_cost(samples: int = 300) -> float:
     return (time.perf_counter() - start) / samples * 1e6
 
 
-def machine_note() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, server and client on one machine"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -122,7 +108,7 @@ def main() -> int:
     if pg:
         backends.append(("postgresql", {"PORTCULLIS_DATABASE_URL": _pg_database(pg, pg_name, create=True)}))
 
-    print(f"machine: {machine_note()}")
+    print(f"machine: {machine_note()}, server and client on one machine")
     print(f"client-side signing cost per sign-in: {client_cost():.0f} us (included in the latencies)")
     print(f"{'backend':<11} {'conc':>4} {'sign-ins':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, env in backends:

@@ -58,6 +58,10 @@ async def verify_log(
         if state is None:
             state, finding = await _anchor(log, entry["seq"], from_seq, by_seq)
             report.first_seq = entry["seq"]
+            if from_seq == 1 and entry["seq"] > 1 and entry["seq"] - 1 in by_seq:
+                report.notes.append(
+                    f"entries up to {entry['seq'] - 1} were purged; the signed checkpoint anchors the rest"
+                )
             if finding is not None:
                 report.finding = finding
                 return report
@@ -79,6 +83,11 @@ async def verify_log(
             progress(state.checked, head_seq)
     report.checked = state.checked if state else 0
     report.last_seq = (state.next_seq - 1) if state else from_seq - 1
+    if state is None and head_seq in by_seq and by_seq[head_seq].head_hash == head_hash:
+        # Every entry up to a checkpoint was purged under the retention policy: the checkpoint is the log.
+        report.last_seq = head_seq
+        report.notes.append(f"entries up to {head_seq} were purged; the signed checkpoint {head_seq} remains")
+        return report
     if progress is not None:
         progress(report.checked, head_seq)
     top = max(by_seq, default=0)

@@ -206,9 +206,7 @@ def purge(settings: Settings, dry_run: bool, meta: events.RequestMeta) -> int:
             print(f"nothing to purge: no checkpointed entries older than {cutoff}")
             return 0
         if dry_run:
-            print(
-                f"would purge entries up to {eligible.seq} (older than {cutoff}); its checkpoint remains"
-            )
+            print(f"would purge entries up to {eligible.seq} (older than {cutoff}); its checkpoint remains")
             return 0
         removed = await store.purge_entries(eligible.seq)
         auditor = events.Auditor(settings, SystemClock(), server_secret(settings))
