@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench clean
+NODE_STAMP := contracts/node_modules/.installed
+
+.PHONY: run test check lint typecheck bench clean contracts-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
 
-test: $(STAMP)
+# The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.
+contracts-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f $(NODE_STAMP) ] || [ contracts/package-lock.json -nt $(NODE_STAMP) ]; then \
+	    npm ci --prefix contracts --no-audit --no-fund && touch $(NODE_STAMP); fi; \
+	else echo "npm not found: contract and chain tests will be skipped"; fi
+
+test: $(STAMP) contracts-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 check: lint typecheck
