@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PORTCULLIS_"
@@ -23,6 +23,69 @@ MIN_SECRET_LENGTH = 32
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the environment variable."""
+
+
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+# Multicall3 is deployed at this address on most EVM chains; used when code is present there.
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+
+
+class EligibilityRule(BaseModel):
+    """What a registry record must satisfy (the isEligible requirements of contracts/README.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required_flags: int = Field(default=0, ge=0, lt=2**32)
+    forbidden_flags: int = Field(default=0b1001, ge=0, lt=2**32)  # US_PERSON (bit 0) and FROZEN (bit 3)
+    min_investor_class: int = Field(default=1, ge=1, le=3)
+    min_kyc_level: int = Field(default=1, ge=1, le=3)
+    max_aml_risk: int = Field(default=2, ge=1, le=3)
+
+
+class EasSource(BaseModel):
+    """Ethereum Attestation Service: an attestation of ``schema_uid`` by a trusted attester."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(pattern=ADDRESS_PATTERN)
+    schema_uid: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    trusted_attesters: list[str] = Field(min_length=1)
+    required: bool = False
+
+
+class TokenGate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    standard: Literal["erc20", "erc721", "erc1155"]
+    address: str = Field(pattern=ADDRESS_PATTERN)
+    token_id: int | None = Field(default=None, ge=0)  # erc1155 only
+    min_balance: int = Field(default=1, ge=1)
+    required: bool = True
+
+
+class ChainSettings(BaseModel):
+    """One EVM chain Portcullis reads (and, for smart-contract wallets, calls)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain_id: int = Field(ge=1)
+    rpc_urls: list[str] = Field(min_length=1)
+    # ComplianceRegistry address; when set, sign-in on this chain requires an eligible record.
+    registry: str | None = Field(default=None, pattern=ADDRESS_PATTERN)
+    eligibility: EligibilityRule = Field(default_factory=EligibilityRule)
+    confirmations: int = Field(default=0, ge=0, le=128)
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    rpc_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Gas cap for the eth_call that checks an ERC-1271 / ERC-6492 signature.
+    call_gas_cap: int = Field(default=3_000_000, ge=100_000, le=30_000_000)
+    multicall: str | None = Field(default=MULTICALL3, pattern=ADDRESS_PATTERN)
+    sanctions_oracle: str | None = Field(default=None, pattern=ADDRESS_PATTERN)  # Chainalysis interface
+    sanctions_required: bool = True
+    identity_registry: str | None = Field(default=None, pattern=ADDRESS_PATTERN)  # ERC-3643
+    identity_required: bool = False
+    eas: EasSource | None = None
+    token_gates: list[TokenGate] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -64,6 +127,16 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Chains (JSON list of ChainSettings). Empty in development: the embedded EVM is used (dev_chain).
+    chains: list[ChainSettings] = Field(default_factory=list)
+    # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
+    # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
+    dev_chain: bool = False
+    # Signer for `portcullis registry` writes: a hex private key, or an encrypted keystore file + password.
+    registry_key: SecretStr | None = None
+    registry_keystore: Path | None = None
+    registry_keystore_password: SecretStr | None = None
+
     # Audit trail (docs/AUDIT.md). This process's name in every entry; default: host name.
     node_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
     # How client IPs are recorded: full, truncated (IPv4 /24, IPv6 /48) or hashed (HMAC under the secret).
@@ -100,6 +173,12 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
             self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
+        if self.mode == "production":
+            self.dev_chain = False
+        if self.chains and "chain_ids" not in self.model_fields_set:
+            self.chain_ids = [c.chain_id for c in self.chains]
+        if len({c.chain_id for c in self.chains}) != len(self.chains):
+            raise ValueError("chains: each chain_id may appear once")
         if any(c < 1 for c in self.chain_ids):
             raise ValueError("chain_ids: chain ids are positive integers")
         if "openid" not in self.scopes:
@@ -119,6 +198,9 @@ class Settings(BaseSettings):
     @property
     def default_chain_id(self) -> int:
         return self.chain_ids[0]
+
+    def chain(self, chain_id: int) -> ChainSettings | None:
+        return next((c for c in self.chains if c.chain_id == chain_id), None)
 
 
 # PORTCULLIS_* variables that belong to tools around the server (the test suite), not to Settings.
