@@ -16,10 +16,10 @@ recovered is ``InvalidSignature``.
 from __future__ import annotations
 
 from coincurve import PublicKey
-from eth_hash.auto import keccak
 
 from app.siwe.eip55 import to_checksum
 from app.siwe.errors import InvalidSignature, MalformedSignature
+from app.siwe.keccak import keccak
 
 _PREFIX = b"\x19Ethereum Signed Message:\n"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from eth_hash.auto import keccak
+from app.siwe.keccak import keccak
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
