@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.audit import checkpoints, events
 from app.audit.chain import entry_hash
+from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
@@ -95,6 +96,7 @@ async def start(
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
+        chains=ChainAccess(settings.chains),
         audit_log=store,
         checkpoint_store=store,
     )

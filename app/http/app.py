@@ -50,6 +50,7 @@ def create_app(
             except Exception:
                 log.exception("final audit checkpoint failed")
             finally:
+                await runtime.provider.chains.close()
                 await runtime.engine.dispose()
 
     return Starlette(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from app.audit.events import Auditor
+from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
 from app.errors import InvalidClient
 from app.oidc.keys import KeyRing, publish_window
@@ -36,6 +37,7 @@ class Provider:
     clock: Clock
     entropy: Entropy
     auditor: Auditor
+    chains: ChainAccess
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)

@@ -13,7 +13,8 @@ from typing import Any
 
 from app import siwe
 from app.audit import events
-from app.errors import InvalidRequest, OAuthError, SignInRejected
+from app.chain import wallets
+from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import grant_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
@@ -114,12 +115,49 @@ def check_message(p: Provider, text: str, now: datetime) -> siwe.SiweMessage:
     return message
 
 
-def check_signature(text: str, message: siwe.SiweMessage, signature: str) -> None:
-    """EIP-191 recovery for externally owned accounts. ERC-1271/6492 contract wallets plug in here."""
+async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, signature: str) -> str:
+    """Who signed: "eoa" (EIP-191 recovery, no RPC), else "contract" (ERC-1271 / ERC-6492 by eth_call)."""
     try:
         siwe.check_eoa_signature(text, message, signature)
-    except siwe.SiweError as exc:
-        raise SignInRejected(exc.code, exc.status, str(exc)) from None
+        return "eoa"
+    except (siwe.InvalidSignature, siwe.MalformedSignature) as eoa_failure:
+        caller = p.chains.signature_caller(message.chain_id)
+        config = p.chains.config(message.chain_id)
+        if caller is None or config is None:
+            raise SignInRejected(eoa_failure.code, eoa_failure.status, str(eoa_failure)) from None
+    raw = _signature_bytes(signature)
+    digest = siwe.personal_message_hash(text.encode())
+    try:
+        valid = await wallets.contract_signature_valid(
+            caller,
+            message.address,
+            digest,
+            raw,
+            gas_cap=config.call_gas_cap,
+            seconds=config.rpc_timeout_seconds,
+        )
+    except wallets.RpcUnreachable as exc:
+        raise TemporarilyUnavailable(
+            f"chain {message.chain_id} cannot be reached to check a smart-contract wallet signature",
+            debug=str(exc),
+        ) from None
+    if not valid:
+        raise SignInRejected(
+            "invalid_signature",
+            401,
+            "the signature fits the address neither as an account key nor as an ERC-1271/ERC-6492 wallet",
+        )
+    return "contract"
+
+
+def _signature_bytes(signature: str) -> bytes:
+    body = signature.removeprefix("0x")
+    if len(body) % 2 or len(body) > 2 * wallets.MAX_SIGNATURE_BYTES:
+        raise SignInRejected("malformed_signature", 400, "the signature is not an even-length hex string")
+    try:
+        return bytes.fromhex(body)
+    except ValueError:
+        raise SignInRejected("malformed_signature", 400, "the signature is not hex") from None
 
 
 async def sign_in(
@@ -175,7 +213,8 @@ async def _sign_in(
     message = check_message(p, text, now)
     attempt.actor = did_pkh(message.chain_id, message.address)
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
-    check_signature(text, message, signature)
+    wallet = await check_signature(p, text, message, signature)
+    attempt.data["wallet"] = wallet
     grant = Grant(
         address=message.address,
         chain_id=message.chain_id,
