@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, text, update
+from sqlalchemy import Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.storage.models import Nonce, RefreshToken, SigningKey
+from app.storage.models import Base, Nonce, RefreshToken, SigningKey
 from app.storage.records import (
     AuditRecord,
     KeyRecord,
@@ -65,13 +65,14 @@ class SqlStore(SqlAuditLog):
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
-                insert(Nonce).values(
-                    nonce_hash=nonce_hash,
-                    client_id=client_id,
-                    oidc_nonce=oidc_nonce,
-                    issued_at=issued_at,
-                    expires_at=expires_at,
-                )
+                _NONCE_INSERT,
+                {
+                    "nonce_hash": nonce_hash,
+                    "client_id": client_id,
+                    "oidc_nonce": oidc_nonce,
+                    "issued_at": issued_at,
+                    "expires_at": expires_at,
+                },
             )
             if audit is not None:
                 await append(conn, audit, self.hasher)
@@ -81,20 +82,12 @@ class SqlStore(SqlAuditLog):
     ) -> str | None:
         async with self._write() as conn:
             consumed = await conn.execute(
-                update(Nonce)
-                .where(
-                    Nonce.nonce_hash == nonce_hash,
-                    Nonce.client_id == client_id,
-                    Nonce.consumed_at.is_(None),
-                    Nonce.expires_at > now,
-                )
-                .values(consumed_at=now)
-                .returning(Nonce.oidc_nonce)
+                _NONCE_CONSUME, {"hash": nonce_hash, "client": client_id, "now": now, "consumed": now}
             )
             row = consumed.first()
             if row is None:
                 raise NonceUnavailable(await self._why_nonce_unavailable(conn, nonce_hash, client_id, now))
-            await conn.execute(insert(RefreshToken).values(**_refresh_values(refresh)))
+            await conn.execute(_REFRESH_INSERT, _refresh_values(refresh))
             await append(conn, audit, self.hasher)
             oidc_nonce: str | None = row[0]
             return oidc_nonce
@@ -163,7 +156,7 @@ class SqlStore(SqlAuditLog):
                     # The family keeps its absolute expiry: rotation never extends a session.
                     expires_at=old.expires_at,
                 )
-                await conn.execute(insert(RefreshToken).values(**_refresh_values(new)))
+                await conn.execute(_REFRESH_INSERT, _refresh_values(new))
                 await append(conn, audit(new), self.hasher)
                 return new
             found = (
@@ -239,6 +232,22 @@ class SqlStore(SqlAuditLog):
             )
             await append(conn, audit, self.hasher)
 
+
+# Hot-path statements, built once: Core constructs with bind parameters compile once and are cached.
+_NONCES = Base.metadata.tables[Nonce.__tablename__]
+_NONCE_INSERT = insert(_NONCES)
+_NONCE_CONSUME = (
+    update(_NONCES)
+    .where(
+        _NONCES.c.nonce_hash == bindparam("hash"),
+        _NONCES.c.client_id == bindparam("client"),
+        _NONCES.c.consumed_at.is_(None),
+        _NONCES.c.expires_at > bindparam("now"),
+    )
+    .values(consumed_at=bindparam("consumed"))
+    .returning(_NONCES.c.oidc_nonce)
+)
+_REFRESH_INSERT = insert(Base.metadata.tables[RefreshToken.__tablename__])
 
 _REFRESH_COLUMNS = (
     RefreshToken.token_hash,

@@ -12,36 +12,35 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.storage.models import AuditCheckpoint, AuditEntry, AuditHead, AuditKey
+from app.storage.models import AuditCheckpoint, AuditEntry, AuditHead, AuditKey, Base
 from app.storage.records import AuditRecord, CheckpointRecord, KeyRecord
 
 EntryHasher = Callable[[dict[str, Any]], str]
 
 _ENTRY_COLUMNS = tuple(c for c in AuditEntry.__table__.columns)
 
+# Built once (Core constructs with bind parameters compile once and are cached): appends are on every
+# sign-in's path.
+_HEAD = Base.metadata.tables[AuditHead.__tablename__]
+_NEXT_SEQ = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1).returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("digest"))
+_INSERT_ENTRY = insert(Base.metadata.tables[AuditEntry.__tablename__])
+
 
 async def append(conn: AsyncConnection, record: AuditRecord, hasher: EntryHasher) -> int:
     """Append ``record`` inside the caller's transaction; return its sequence number."""
-    seq, prev_hash = (
-        await conn.execute(
-            update(AuditHead)
-            .where(AuditHead.id == 1)
-            .values(seq=AuditHead.seq + 1)
-            .returning(AuditHead.seq, AuditHead.hash)
-        )
-    ).one()
+    seq, prev_hash = (await conn.execute(_NEXT_SEQ)).one()
     entry = record.entry(seq, prev_hash)
     digest = hasher(entry)
-    await conn.execute(
-        insert(AuditEntry).values(
-            **{**entry, "data": json.dumps(entry["data"], sort_keys=True, separators=(",", ":"))}, hash=digest
-        )
-    )
-    await conn.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    row = {**entry, "data": json.dumps(entry["data"], sort_keys=True, separators=(",", ":")), "hash": digest}
+    await conn.execute(_INSERT_ENTRY, row)
+    await conn.execute(_SET_HEAD_HASH, {"digest": digest})
     return int(seq)
 
 
