@@ -205,3 +205,16 @@ async def test_lowercase_address_is_refused(harness: Harness, wallet: Any) -> No
     offer = await nonce(harness)
     message = siwe_text(offer, wallet.address.lower(), issued_at=harness.clock.now())
     assert_rejected(await verify(harness, message, sign(wallet, message)), 400, "malformed_message")
+
+
+async def test_scheme_must_match_the_issuer(harness: Harness, wallet: Any) -> None:
+    offer = await nonce(harness)
+    assert offer["scheme"] == "http"
+    # EIP-4361: no scheme means https, which is not this (http) issuer's
+    implicit = siwe_text({**offer, "scheme": "https"}, wallet.address, issued_at=harness.clock.now())
+    assert not implicit.startswith("http")
+    assert_rejected(await verify(harness, implicit, sign(wallet, implicit)), 401, "scheme_mismatch")
+    explicit = "https://" + implicit
+    assert_rejected(await verify(harness, explicit, sign(wallet, explicit)), 401, "scheme_mismatch")
+    good = siwe_text(offer, wallet.address, issued_at=harness.clock.now())
+    assert (await verify(harness, good, sign(wallet, good))).status_code == 200
