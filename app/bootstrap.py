@@ -96,7 +96,7 @@ async def start(
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
-        chains=ChainAccess(settings.chains),
+        chains=ChainAccess(settings.chains, clock),
         audit_log=store,
         checkpoint_store=store,
     )

@@ -204,7 +204,7 @@ class Settings(BaseSettings):
 
 
 # PORTCULLIS_* variables that belong to tools around the server (the test suite), not to Settings.
-NOT_SETTINGS = frozenset({"TEST_DATABASE_URL"})
+NOT_SETTINGS = frozenset({"TEST_DATABASE_URL", "ANVIL_BIN"})
 
 
 def _unknown_variables() -> list[str]:

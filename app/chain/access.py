@@ -1,42 +1,57 @@
-"""Per-chain access for the protocol cores: configuration and RPC clients of every configured chain.
+"""Per-chain access for the protocol cores: configuration, RPC client, compliance reader and log follower
+of every configured chain.
 
-Built once per app from Settings.chains (plus, in development, the embedded chain); the cores ask it for
-what they need by chain id and get None for a chain Portcullis does not read.
+Built once per app from Settings.chains (plus, in development, the embedded chain, whose in-process
+provider stands in for HTTP); the cores ask it by chain id and get None for a chain Portcullis does not read.
 """
 
 from __future__ import annotations
 
-from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from web3.providers.async_base import AsyncBaseProvider
 
-from app.chain.wallets import Web3Caller
+from app.chain.follower import LogFollower, OnChange
+from app.chain.reader import ComplianceReader
+from app.chain.rpc import Web3Rpc
+from app.chain.sources import build_sources
+from app.clock import Clock
 from app.settings import ChainSettings
+
+
+@dataclass(slots=True)
+class Chain:
+    config: ChainSettings
+    rpc: Web3Rpc
+    reader: ComplianceReader | None  # None: no compliance source configured on this chain
 
 
 class ChainAccess:
     def __init__(
-        self, chains: list[ChainSettings], providers: dict[int, AsyncBaseProvider] | None = None
+        self,
+        chains: list[ChainSettings],
+        clock: Clock,
+        providers: Mapping[str, AsyncBaseProvider] | None = None,
     ) -> None:
-        self._config = {c.chain_id: c for c in chains}
-        providers = providers or {}
-        self._w3 = {
-            c.chain_id: AsyncWeb3(
-                providers.get(c.chain_id)
-                or AsyncHTTPProvider(c.rpc_urls[0], request_kwargs={"timeout": c.rpc_timeout_seconds})
-            )
-            for c in chains
-        }
+        self._chains: dict[int, Chain] = {}
+        for config in chains:
+            rpc = Web3Rpc.from_settings(config, providers)
+            sources = build_sources(config)
+            reader = ComplianceReader(config, rpc, clock, sources=sources) if sources else None
+            self._chains[config.chain_id] = Chain(config, rpc, reader)
 
-    def config(self, chain_id: int) -> ChainSettings | None:
-        return self._config.get(chain_id)
+    def get(self, chain_id: int) -> Chain | None:
+        return self._chains.get(chain_id)
 
-    def signature_caller(self, chain_id: int) -> Web3Caller | None:
-        w3 = self._w3.get(chain_id)
-        return Web3Caller(w3) if w3 is not None else None
+    def followers(self, on_change: OnChange) -> list[LogFollower]:
+        """One log follower per chain with compliance sources, reporting to ``on_change``."""
+        return [
+            LogFollower(chain.config, chain.rpc, chain.reader, on_change)
+            for chain in self._chains.values()
+            if chain.reader is not None
+        ]
 
     async def close(self) -> None:
-        for w3 in self._w3.values():
-            provider = w3.provider
-            if isinstance(provider, AsyncHTTPProvider):
-                await provider.disconnect()
+        for chain in self._chains.values():
+            await chain.rpc.aclose()

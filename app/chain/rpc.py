@@ -10,7 +10,7 @@ raises :class:`ChainUnavailable` saying what each URL did, so the caller fails c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -18,7 +18,8 @@ from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import BlockNotFound, ContractLogicError, Web3Exception, Web3RPCError
-from web3.types import BlockData, FilterParams, LogReceipt, TxParams
+from web3.providers.async_base import AsyncBaseProvider
+from web3.types import BlockData, BlockIdentifier, FilterParams, LogReceipt, TxParams
 
 from app.chain.types import BlockRef, CallReverted, ChainUnavailable, Log, LogFilter
 from app.settings import ChainSettings
@@ -45,8 +46,11 @@ class RpcClient(Protocol):
         """The canonical block ``number``, or None when the chain is not that long (any more)."""
         ...
 
-    async def call(self, to: str, data: bytes, block: int, gas: int) -> bytes:
-        """``eth_call`` pinned to block ``block`` with at most ``gas``; CallReverted when it reverts."""
+    async def call(self, to: str | None, data: bytes, block: BlockIdentifier, gas: int) -> bytes:
+        """``eth_call`` pinned to ``block`` with at most ``gas``; CallReverted when it reverts.
+
+        ``to=None`` runs ``data`` as creation code (deployless); ``block`` may be a tag such as "latest".
+        """
         ...
 
     async def get_logs(self, query: LogFilter) -> list[Log]:
@@ -105,19 +109,32 @@ def _describe(exc: BaseException) -> str:
 class Web3Rpc:
     """RpcClient over web3.py: failover across ``urls``, a timeout per attempt, chain id checked first."""
 
-    def __init__(self, chain_id: int, urls: Sequence[str], *, timeout: float) -> None:
+    def __init__(
+        self,
+        chain_id: int,
+        urls: Sequence[str],
+        *,
+        timeout: float,
+        providers: Mapping[str, AsyncBaseProvider] | None = None,
+    ) -> None:
         if not urls:
             raise ValueError("at least one RPC URL is needed")
         self.expected_chain_id = chain_id
         self.urls = tuple(urls)
         self.timeout = timeout
-        self._clients: dict[int, AsyncWeb3[AsyncHTTPProvider]] = {}
+        # URL -> an in-process provider used instead of HTTP (the development chain).
+        self._providers = dict(providers or {})
+        self._clients: dict[int, AsyncWeb3[Any]] = {}
         self._verified: set[int] = set()
         self._current = 0  # the URL that answered last; tried first
 
     @classmethod
-    def from_settings(cls, settings: ChainSettings) -> Web3Rpc:
-        return cls(settings.chain_id, settings.rpc_urls, timeout=settings.rpc_timeout_seconds)
+    def from_settings(
+        cls, settings: ChainSettings, providers: Mapping[str, AsyncBaseProvider] | None = None
+    ) -> Web3Rpc:
+        return cls(
+            settings.chain_id, settings.rpc_urls, timeout=settings.rpc_timeout_seconds, providers=providers
+        )
 
     @property
     def current_url(self) -> str:
@@ -127,18 +144,19 @@ class Web3Rpc:
         """Close the HTTP sessions (call once, when the app stops)."""
         clients, self._clients = self._clients, {}
         for w3 in clients.values():
-            await w3.provider.disconnect()
+            if isinstance(w3.provider, AsyncHTTPProvider):
+                await w3.provider.disconnect()
 
     # ------------------------------------------------------------------ RpcClient
 
     async def chain_id(self) -> int:
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> int:
+        async def op(w3: AsyncWeb3[Any]) -> int:
             return int(await w3.eth.chain_id)
 
         return await self._request("eth_chainId", op)
 
     async def block(self, confirmations: int = 0) -> BlockRef:
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> BlockRef:
+        async def op(w3: AsyncWeb3[Any]) -> BlockRef:
             if confirmations == 0:
                 return _block_ref(await w3.eth.get_block("latest"))
             head = int(await w3.eth.block_number)
@@ -147,7 +165,7 @@ class Web3Rpc:
         return await self._request("the head block", op)
 
     async def block_at(self, number: int) -> BlockRef | None:
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> BlockRef | None:
+        async def op(w3: AsyncWeb3[Any]) -> BlockRef | None:
             try:
                 return _block_ref(await w3.eth.get_block(number))
             except BlockNotFound:
@@ -155,10 +173,13 @@ class Web3Rpc:
 
         return await self._request(f"block {number}", op)
 
-    async def call(self, to: str, data: bytes, block: int, gas: int) -> bytes:
-        tx: TxParams = {"to": to_checksum_address(to), "data": HexStr("0x" + data.hex()), "gas": gas}
+    async def call(self, to: str | None, data: bytes, block: BlockIdentifier, gas: int) -> bytes:
+        """``eth_call``; ``to=None`` runs ``data`` as creation code (a deployless call, e.g. ERC-6492)."""
+        tx: TxParams = {"data": HexStr("0x" + data.hex()), "gas": gas}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
 
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> bytes:
+        async def op(w3: AsyncWeb3[Any]) -> bytes:
             try:
                 # CCIP-read (EIP-3668) is off: a read must never make the server fetch URLs a contract names.
                 return bytes(await w3.eth.call(tx, block, ccip_read_enabled=False))
@@ -169,7 +190,7 @@ class Web3Rpc:
                     raise CallReverted(str(exc)[:200]) from None
                 raise
 
-        return await self._request(f"eth_call to {to}", op)
+        return await self._request(f"eth_call to {to or 'nothing (deployless)'}", op)
 
     async def get_logs(self, query: LogFilter) -> list[Log]:
         topics: list[Any] = [list(t) if isinstance(t, tuple) else t for t in query.topics]
@@ -180,7 +201,7 @@ class Web3Rpc:
             "toBlock": query.to_block,
         }
 
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> list[Log]:
+        async def op(w3: AsyncWeb3[Any]) -> list[Log]:
             entries = await w3.eth.get_logs(params)
             logs = [_log(e) for e in entries if not e.get("removed", False)]
             return sorted(logs, key=lambda log: (log.block_number, log.log_index))
@@ -188,15 +209,18 @@ class Web3Rpc:
         return await self._request(f"logs {query.from_block}..{query.to_block}", op)
 
     async def code_at(self, address: str, block: int) -> bytes:
-        async def op(w3: AsyncWeb3[AsyncHTTPProvider]) -> bytes:
+        async def op(w3: AsyncWeb3[Any]) -> bytes:
             return bytes(await w3.eth.get_code(to_checksum_address(address), block))
 
         return await self._request(f"the code at {address}", op)
 
     # ------------------------------------------------------------------ failover
 
-    def _client(self, index: int) -> AsyncWeb3[AsyncHTTPProvider]:
+    def _client(self, index: int) -> AsyncWeb3[Any]:
         w3 = self._clients.get(index)
+        if w3 is None and self.urls[index] in self._providers:
+            w3 = AsyncWeb3(self._providers[self.urls[index]], middleware=[])
+            self._clients[index] = w3
         if w3 is None:
             provider = AsyncHTTPProvider(
                 self.urls[index],
@@ -209,7 +233,7 @@ class Web3Rpc:
             self._clients[index] = w3
         return w3
 
-    async def _check_chain(self, index: int, w3: AsyncWeb3[AsyncHTTPProvider]) -> None:
+    async def _check_chain(self, index: int, w3: AsyncWeb3[Any]) -> None:
         if index in self._verified:
             return
         reported = int(await w3.eth.chain_id)
@@ -219,7 +243,7 @@ class Web3Rpc:
             )
         self._verified.add(index)
 
-    async def _request(self, what: str, op: Callable[[AsyncWeb3[AsyncHTTPProvider]], Awaitable[T]]) -> T:
+    async def _request(self, what: str, op: Callable[[AsyncWeb3[Any]], Awaitable[T]]) -> T:
         failures: list[str] = []
         count = len(self.urls)
         for step in range(count):

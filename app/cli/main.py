@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from app.audit.events import RequestMeta
+from app.cli import registry as registry_cli
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge = audit_sub.add_parser("purge", help="delete entries past PORTCULLIS_AUDIT_RETENTION_DAYS")
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(fn=_audit)
+    registry_cli.add_parser(sub)
     return parser
 
 

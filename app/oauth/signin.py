@@ -14,7 +14,9 @@ from typing import Any
 from app import siwe
 from app.audit import events
 from app.chain import wallets
+from app.chain.types import ChainUnavailable
 from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
+from app.oauth import compliance
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import grant_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
@@ -121,22 +123,22 @@ async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, sig
         siwe.check_eoa_signature(text, message, signature)
         return "eoa"
     except (siwe.InvalidSignature, siwe.MalformedSignature) as eoa_failure:
-        caller = p.chains.signature_caller(message.chain_id)
-        config = p.chains.config(message.chain_id)
-        if caller is None or config is None:
+        chain = p.chains.get(message.chain_id)
+        if chain is None:
             raise SignInRejected(eoa_failure.code, eoa_failure.status, str(eoa_failure)) from None
     raw = _signature_bytes(signature)
     digest = siwe.personal_message_hash(text.encode())
+    config = chain.config
     try:
         valid = await wallets.contract_signature_valid(
-            caller,
+            chain.rpc,
             message.address,
             digest,
             raw,
             gas_cap=config.call_gas_cap,
             seconds=config.rpc_timeout_seconds,
         )
-    except wallets.RpcUnreachable as exc:
+    except ChainUnavailable as exc:
         raise TemporarilyUnavailable(
             f"chain {message.chain_id} cannot be reached to check a smart-contract wallet signature",
             debug=str(exc),
@@ -215,12 +217,17 @@ async def _sign_in(
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
     wallet = await check_signature(p, text, message, signature)
     attempt.data["wallet"] = wallet
+    decision = await compliance.require_eligible(p, message.chain_id, message.address)
+    if decision is not None:
+        attempt.data["compliance"] = {"block": decision.block_number, "degraded": list(decision.degraded)}
     grant = Grant(
         address=message.address,
         chain_id=message.chain_id,
         client_id=client,
         scope=granted_scope,
         auth_time=now,
+        compliance=decision.claim() if decision is not None else None,
+        not_after=compliance.not_after(decision),
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
@@ -254,5 +261,5 @@ def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime
         scope=grant.scope,
         auth_time=grant.auth_time,
         issued_at=now,
-        expires_at=now + timedelta(seconds=p.settings.refresh_token_ttl_seconds),
+        expires_at=grant.expiry(now, timedelta(seconds=p.settings.refresh_token_ttl_seconds)),
     )

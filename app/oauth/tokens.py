@@ -37,7 +37,7 @@ def issue_tokens(
     id_token = mint_id_token(ring, p.policy, grant, now, access_token=access, oidc_nonce=oidc_nonce)
     return TokenResponse(
         access_token=access,
-        expires_in=int(p.policy.access_ttl.total_seconds()),
+        expires_in=int((grant.expiry(now, p.policy.access_ttl) - now).total_seconds()),
         id_token=id_token,
         refresh_token=refresh_token,
         scope=grant.scope,

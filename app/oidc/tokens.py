@@ -33,10 +33,18 @@ class Grant:
     client_id: str
     scope: str
     auth_time: datetime
+    # The on-chain compliance decision (ComplianceDecision.claim()) and the moment it stops holding
+    # (the registry record's validUntil): no token may outlive it.
+    compliance: dict[str, Any] | None = None
+    not_after: datetime | None = None
 
     @property
     def subject(self) -> str:
         return did_pkh(self.chain_id, self.address)
+
+    def expiry(self, now: datetime, ttl: timedelta) -> datetime:
+        end = now + ttl
+        return min(end, self.not_after) if self.not_after is not None else end
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +69,11 @@ def _epoch(t: datetime) -> int:
 
 
 def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: datetime, jti: str) -> str:
-    claims = {
+    claims: dict[str, Any] = {
         "iss": policy.issuer,
         "sub": grant.subject,
         "aud": policy.audience,
-        "exp": _epoch(now + policy.access_ttl),
+        "exp": _epoch(grant.expiry(now, policy.access_ttl)),
         "iat": _epoch(now),
         "auth_time": _epoch(grant.auth_time),
         "jti": jti,
@@ -75,6 +83,8 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         "wallet_address": grant.address,
         "chain_id": grant.chain_id,
     }
+    if grant.compliance is not None:
+        claims["compliance"] = grant.compliance
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 
@@ -91,7 +101,7 @@ def mint_id_token(
         "iss": policy.issuer,
         "sub": grant.subject,
         "aud": grant.client_id,
-        "exp": _epoch(now + policy.id_ttl),
+        "exp": _epoch(grant.expiry(now, policy.id_ttl)),
         "iat": _epoch(now),
         "auth_time": _epoch(grant.auth_time),
         "amr": ["siwe"],
@@ -102,6 +112,8 @@ def mint_id_token(
     }
     if oidc_nonce is not None:
         claims["nonce"] = oidc_nonce
+    if grant.compliance is not None:
+        claims["compliance"] = grant.compliance
     return _sign(ring, claims, typ="JWT")
 
 

@@ -218,3 +218,15 @@ async def test_scheme_must_match_the_issuer(harness: Harness, wallet: Any) -> No
     assert_rejected(await verify(harness, explicit, sign(wallet, explicit)), 401, "scheme_mismatch")
     good = siwe_text(offer, wallet.address, issued_at=harness.clock.now())
     assert (await verify(harness, good, sign(wallet, good))).status_code == 200
+
+
+async def test_deeply_nested_json_is_refused_not_fatal(harness: Harness) -> None:
+    reply = await harness.client.post("/siwe/verify", content=b"[" * 60000 + b"]" * 60000)
+    assert reply.status_code == 413  # over the body cap
+    reply = await harness.client.post("/siwe/verify", content=b'{"a":' * 5000 + b"1" + b"}" * 5000)
+    assert_rejected(reply, 400, "invalid_request")
+    assert "nests deeper" in reply.json()["error_description"]
+    ok_depth = b'{"message": "[[[[not nesting", "signature": "0x00"}'
+    assert (await harness.client.post("/siwe/verify", content=ok_depth)).json()[
+        "error"
+    ] == "malformed_message"

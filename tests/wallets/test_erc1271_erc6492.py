@@ -9,10 +9,10 @@ import pytest
 from eth_abi.abi import encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from web3 import AsyncWeb3
-from web3.providers import AsyncHTTPProvider
 
-from app.chain.wallets import ERC6492_SUFFIX, RpcUnreachable, Web3Caller, contract_signature_valid
+from app.chain.rpc import Web3Rpc
+from app.chain.types import ChainUnavailable
+from app.chain.wallets import ERC6492_SUFFIX, contract_signature_valid
 from tests.anvil import Anvil, deploy
 
 GAS = 3_000_000
@@ -24,8 +24,8 @@ def chain() -> Iterator[Anvil]:
         yield anvil
 
 
-def caller(url: str) -> Web3Caller:
-    return Web3Caller(AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": 5})))
+def caller(url: str) -> Web3Rpc:
+    return Web3Rpc(31337, [url], timeout=5)
 
 
 def personal(account: object, text: str) -> tuple[bytes, bytes]:
@@ -73,7 +73,7 @@ async def test_malicious_wallets_are_refused(chain: Anvil, artifact: str) -> Non
 async def test_unreachable_rpc_is_unavailable_not_invalid() -> None:
     owner = Account.create()
     digest, sig = personal(owner, "sign in")
-    with pytest.raises(RpcUnreachable):
+    with pytest.raises(ChainUnavailable):
         await contract_signature_valid(
             caller("http://127.0.0.1:1"), owner.address, digest, sig, gas_cap=GAS, seconds=5
         )
