@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.audit import checkpoints, events
 from app.audit.chain import entry_hash
 from app.chain.access import ChainAccess
+from app.chain.devchain import DevChain, DevChainProvider
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
-from app.settings import Settings
+from app.settings import ChainSettings, Settings
 from app.storage import migrate
 from app.storage.db import create_engine
 from app.storage.records import AuditRecord
@@ -63,6 +64,7 @@ async def start(
     clock: Clock | None = None,
     entropy: Entropy | None = None,
     meta: events.RequestMeta | None = None,
+    dev_chain: DevChain | None = None,
 ) -> Runtime:
     """Open the database, apply migrations, load (or create) the signing and audit keys.
 
@@ -96,7 +98,7 @@ async def start(
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
-        chains=ChainAccess(settings.chains, clock),
+        chains=chain_access(settings, clock, dev_chain),
         audit_log=store,
         checkpoint_store=store,
     )
@@ -110,6 +112,21 @@ async def start(
         timedelta(seconds=settings.audit_checkpoint_seconds),
     )
     return Runtime(provider, engine, secret, checkpointer)
+
+
+def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -> ChainAccess:
+    """The configured chains, or in development the embedded chain through its in-process provider."""
+    if dev_chain is None:
+        return ChainAccess(settings.chains, clock)
+    url = "inprocess://dev-chain"
+    config = ChainSettings(
+        chain_id=dev_chain.chain_id,
+        rpc_urls=[url],
+        registry=dev_chain.registry_address,
+        multicall=None,
+        sanctions_required=False,
+    )
+    return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)})
 
 
 def key_activation(auditor: events.Auditor, meta: events.RequestMeta, why: str) -> keys.Describe:

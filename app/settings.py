@@ -26,6 +26,7 @@ class SettingsError(ValueError):
 
 
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+DEV_CHAIN_ID = 31337  # the embedded development chain (app/chain/devchain.py), as anvil and hardhat
 # Multicall3 is deployed at this address on most EVM chains; used when code is present there.
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 
@@ -131,7 +132,7 @@ class Settings(BaseSettings):
     chains: list[ChainSettings] = Field(default_factory=list)
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
     # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
-    dev_chain: bool = False
+    dev_chain: bool = True
     # Signer for `portcullis registry` writes: a hex private key, or an encrypted keystore file + password.
     registry_key: SecretStr | None = None
     registry_keystore: Path | None = None
@@ -173,10 +174,13 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
             self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
-        if self.mode == "production":
+        if self.mode == "production" or self.chains:
             self.dev_chain = False
-        if self.chains and "chain_ids" not in self.model_fields_set:
-            self.chain_ids = [c.chain_id for c in self.chains]
+        if "chain_ids" not in self.model_fields_set:
+            if self.chains:
+                self.chain_ids = [c.chain_id for c in self.chains]
+            elif self.dev_chain:
+                self.chain_ids = [DEV_CHAIN_ID]
         if len({c.chain_id for c in self.chains}) != len(self.chains):
             raise ValueError("chains: each chain_id may appear once")
         if any(c < 1 for c in self.chain_ids):

@@ -86,6 +86,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path,
         "secret_key": TEST_SECRET,
         "issuer": "http://127.0.0.1:8000",
+        "dev_chain": False,  # tests that want the embedded chain ask for it
     }
     values.update(overrides)
     return load_settings(**values)

@@ -16,7 +16,14 @@ def test_development_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.mode == "development" and s.issuer == "http://127.0.0.1:8000"
     assert s.siwe_domain == "127.0.0.1:8000" and s.siwe_uri == "http://127.0.0.1:8000"
     assert s.database_url == "sqlite+aiosqlite:///var/portcullis.db"
-    assert s.access_token_audience == s.issuer and s.chain_ids == [1]
+    # development runs the embedded chain (31337) unless chains are configured
+    assert s.access_token_audience == s.issuer and s.dev_chain and s.chain_ids == [31337]
+
+
+def test_configured_chains_replace_the_dev_chain() -> None:
+    s = load_settings(chains=[{"chain_id": 8453, "rpc_urls": ["https://rpc.example"]}])
+    assert not s.dev_chain and s.chain_ids == [8453]
+    assert load_settings(dev_chain=False).chain_ids == [1]
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ for tokens, checks the ID token against the published JWKS, calls UserInfo and r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,10 +45,20 @@ def build_message(offer: dict[str, Any], address: str, statement: str | None = N
     return "\n".join(lines)
 
 
-def run_demo(base_url: str, *, client_id: str) -> int:
+def run_demo(base_url: str, *, client_id: str, grant: Callable[[str], int] | None = None) -> int:
+    """``grant`` puts the wallet on the development registry (``portcullis registry grant``) when the
+    server runs the embedded chain, where sign-in requires an eligible registry record."""
     wallet = Account.create()
     with httpx.Client(base_url=base_url, timeout=10) as http:
         _step("throwaway wallet", wallet.address)
+        dev = http.get("/dev/chain/info")
+        if dev.status_code == 200 and grant is not None:
+            _step(
+                "development chain: the registry must list the wallet (portcullis registry grant ...)",
+                dev.json()["registry"],
+            )
+            if grant(wallet.address) != 0:
+                return 1
         config = http.get("/.well-known/openid-configuration").raise_for_status().json()
         _step("discovery (issuer, jwks_uri)", {"issuer": config["issuer"], "jwks_uri": config["jwks_uri"]})
 

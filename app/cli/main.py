@@ -8,6 +8,7 @@ import getpass
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from app.audit.events import RequestMeta
 from app.cli import registry as registry_cli
@@ -36,8 +37,17 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.cli.demo import run_demo
 
     url = args.url or settings.issuer
+
+    def grant(address: str) -> int:
+        until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+        argv = ["registry", "grant", address, "--residence", "DE", "--class", "professional"]
+        argv += ["--kyc-level", "2", "--flags", "appropriateness_derivatives", "--valid-until", until]
+        grant_args = build_parser().parse_args(argv)
+        result: int = grant_args.fn(settings, grant_args)
+        return result
+
     try:
-        return run_demo(url, client_id=args.client_id or settings.default_client_id)
+        return run_demo(url, client_id=args.client_id or settings.default_client_id, grant=grant)
     except httpx.TransportError as exc:
         print(f"portcullis demo: cannot reach {url} ({exc}); is `make run` running?", file=sys.stderr)
         return 1

@@ -13,9 +13,11 @@ from starlette.middleware import Middleware
 
 from app import bootstrap
 from app.clock import Clock, Entropy
+from app.chain.devchain import DevChain, dev_chain_routes
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
+from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
 from app.settings import Settings
@@ -29,18 +31,33 @@ CHECKPOINT_TICK = 1.0  # seconds between looks at the audit head
 def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
+    routes = list(ROUTES)
+    dev_chain = None
+    if settings.mode == "development" and settings.dev_chain:
+        # Development only: an in-process EVM with the registry; its JSON-RPC is served for the CLI.
+        dev_chain = DevChain(clock=clock)
+        routes += dev_chain_routes(dev_chain)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await bootstrap.start(settings, clock, entropy)
+        runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
         app.state.runtime_checkpointer = runtime.checkpointer
+        stop = asyncio.Event()
+        p = runtime.provider
+
+        async def on_change(chain_id: int, account: str, event: str, block: int) -> None:
+            await compliance.on_chain_change(p, chain_id, account, event, block)
+
         tasks = [
             asyncio.create_task(_housekeeping(runtime.provider, runtime.secret)),
             asyncio.create_task(_checkpoints(runtime)),
+            *(asyncio.create_task(f.run(stop)) for f in p.chains.followers(on_change)),
         ]
         try:
             yield
         finally:
+            stop.set()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -54,7 +71,7 @@ def create_app(
                 await runtime.engine.dispose()
 
     return Starlette(
-        routes=ROUTES,
+        routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from eth_utils.address import to_checksum_address
+
+from app.audit import events
 from app.chain.types import ChainUnavailable, ComplianceDecision
 from app.errors import SignInRejected, TemporarilyUnavailable
 from app.oauth.provider import Provider
+from app.oidc.tokens import did_pkh
 
 NOT_ELIGIBLE = "not_eligible"
 
@@ -44,3 +48,40 @@ def not_after(decision: ComplianceDecision | None) -> datetime | None:
     if decision is None or decision.record is None or not decision.record.valid_until:
         return None
     return datetime.fromtimestamp(decision.record.valid_until, UTC)
+
+
+# Events that take eligibility away by themselves: sessions end without waiting for a read.
+REVOKING_EVENTS = frozenset(
+    {"RecordRevoked", "RecordFrozen", "SanctionedAddressesAdded", "IdentityRemoved", "Revoked"}
+)
+
+
+async def on_chain_change(p: Provider, chain_id: int, account: str, event: str, block: int) -> None:
+    """The log follower saw ``event`` for ``account``: record it, and end the wallet's sessions if it is
+    no longer eligible (refresh is refused from then on; access tokens run out within their short life)."""
+    address = to_checksum_address(account)
+    subject = did_pkh(chain_id, address)
+    meta = events.RequestMeta()
+    await p.audit_log.record(
+        p.auditor.event(
+            events.CHAIN_CHANGE, events.SUCCESS, meta, reason=event, actor=subject, data={"block": block}
+        )
+    )
+    if event in REVOKING_EVENTS:
+        reasons = [event]
+    else:
+        decision = await decide(p, chain_id, address)
+        if decision is None or decision.eligible:
+            return
+        reasons = list(decision.reasons)
+    now = p.clock.now()
+    audit = p.auditor.event(
+        events.SUBJECT_REVOKED,
+        events.SUCCESS,
+        meta,
+        reason=NOT_ELIGIBLE,
+        actor=subject,
+        data={"event": event, "block": block, "reasons": reasons},
+        at=now,
+    )
+    await p.store.revoke_subject(subject, now, NOT_ELIGIBLE, audit)

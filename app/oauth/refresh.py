@@ -4,8 +4,12 @@ its whole family. The family keeps its absolute expiry; a refresh may narrow the
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from app.audit import events
+from app.chain.types import ComplianceDecision
 from app.errors import InvalidGrant, InvalidRequest, OAuthError
+from app.oauth import compliance
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import narrow_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
@@ -58,6 +62,7 @@ async def _rotate(
         raise RefreshUnavailable("unknown")
     client = p.check_client(client_id)
     now = p.clock.now()
+    decision = await _still_eligible(p, token, meta, now)
     successor = p.entropy.token(32)
     jti = p.entropy.token(16)
 
@@ -88,8 +93,36 @@ async def _rotate(
         client_id=record.client_id,
         scope=narrow_scope(scope, record.scope),
         auth_time=record.auth_time,
+        compliance=decision.claim() if decision is not None else None,
+        not_after=compliance.not_after(decision),
     )
     return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
+
+
+async def _still_eligible(
+    p: Provider, token: str, meta: events.RequestMeta, now: datetime
+) -> ComplianceDecision | None:
+    """Refresh re-asks the chain: a wallet the registry revoked, froze or let expire loses its session."""
+    held = await p.store.find_refresh(secret_hash(token))
+    if held is None:
+        return None  # rotation refuses it with the precise reason
+    decision = await compliance.decide(p, held.chain_id, held.address)
+    if decision is not None and not decision.eligible:
+        reason = compliance.refusal(decision)
+        audit = p.auditor.event(
+            events.TOKEN_FAMILY_REVOKED,
+            events.SUCCESS,
+            meta,
+            reason=compliance.NOT_ELIGIBLE,
+            actor=held.subject,
+            client_id=held.client_id,
+            session=held.family_id,
+            data={"reasons": list(decision.reasons), "block": decision.block_number},
+            at=now,
+        )
+        await p.store.revoke_family(held.family_id, now, compliance.NOT_ELIGIBLE, audit)
+        raise InvalidGrant(reason)
+    return decision
 
 
 async def _record_failure(

@@ -183,6 +183,23 @@ class SqlStore(SqlAuditLog):
             await append(conn, audit, self.hasher)
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def revoke_subject(self, subject: str, now: datetime, reason: str, audit: AuditRecord) -> int:
+        async with self._write() as conn:
+            result = await conn.execute(
+                update(RefreshToken)
+                .where(RefreshToken.subject == subject, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason[:64])
+            )
+            await append(conn, audit, self.hasher)
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def find_refresh(self, token_hash: str) -> RefreshRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(*_REFRESH_COLUMNS).where(RefreshToken.token_hash == token_hash))
+            ).first()
+        return _refresh_record(row) if row is not None else None
+
     async def purge_expired(self, now: datetime) -> int:
         """Delete nonces and refresh tokens past expiry (they can no longer be used or reused)."""
         async with self._write() as conn:

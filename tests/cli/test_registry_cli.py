@@ -447,7 +447,7 @@ def test_rpc_unreachable(cli: Cli, tmp_path: Path, contract: Contract, roles: Ro
 
 
 def test_no_registry_configured(cli: Cli, tmp_path: Path, chain: Anvil, contract: Contract) -> None:
-    nothing = load_settings(data_dir=tmp_path)
+    nothing = load_settings(data_dir=tmp_path, dev_chain=False)
     assert "no registry configured: set PORTCULLIS_CHAINS" in cli("roles", using=nothing).err
     no_address = load_settings(data_dir=tmp_path, chains=[{"chain_id": CHAIN_ID, "rpc_urls": [chain.url]}])
     assert "no registry configured for chain 31337" in cli("show", wallet(), using=no_address).err
