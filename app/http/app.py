@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from app import bootstrap
-from app.clock import Clock, Entropy
 from app.chain.devchain import DevChain, dev_chain_routes
+from app.clock import Clock, Entropy
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
