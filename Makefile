@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/siwe_verify.py
 	$(BIN)/python bench/login_http.py
 	$(BIN)/python bench/audit_log.py
+	$(BIN)/python bench/revocation_delay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
