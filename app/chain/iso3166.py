@@ -1,45 +1,329 @@
-"""ISO 3166-1: numeric country codes (what the registry stores) to alpha-2 (what the token claim carries).
+"""ISO 3166-1 country codes: alpha-2, alpha-3, numeric and short name, in one table.
 
-The 249 officially assigned codes of ISO 3166-1 (as published in Debian's iso-codes 4.15). User-assigned
-codes (XK, ...) have no numeric code, so a registry residence outside this table maps to ``None``.
+The registry stores the numeric code (ISO 3166-1 numeric, 1..999); the token claim carries alpha-2
+(``alpha2``); compliance teams type alpha-2, alpha-3 or numeric (``parse_country``). The table holds the
+249 officially assigned codes (ISO 3166-1:2020 with its newsletters up to Türkiye, 2022; the same as
+Debian's iso-codes 4.15). User-assigned codes (XK for Kosovo, ...) have no numeric code: a registry
+residence outside this table maps to ``None``, and such a code is refused as input.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import NamedTuple
 
-# "numeric:alpha-2" pairs, in numeric order.
-_PAIRS = """
-004:AF 008:AL 010:AQ 012:DZ 016:AS 020:AD 024:AO 028:AG 031:AZ 032:AR
-036:AU 040:AT 044:BS 048:BH 050:BD 051:AM 052:BB 056:BE 060:BM 064:BT
-068:BO 070:BA 072:BW 074:BV 076:BR 084:BZ 086:IO 090:SB 092:VG 096:BN
-100:BG 104:MM 108:BI 112:BY 116:KH 120:CM 124:CA 132:CV 136:KY 140:CF
-144:LK 148:TD 152:CL 156:CN 158:TW 162:CX 166:CC 170:CO 174:KM 175:YT
-178:CG 180:CD 184:CK 188:CR 191:HR 192:CU 196:CY 203:CZ 204:BJ 208:DK
-212:DM 214:DO 218:EC 222:SV 226:GQ 231:ET 232:ER 233:EE 234:FO 238:FK
-239:GS 242:FJ 246:FI 248:AX 250:FR 254:GF 258:PF 260:TF 262:DJ 266:GA
-268:GE 270:GM 275:PS 276:DE 288:GH 292:GI 296:KI 300:GR 304:GL 308:GD
-312:GP 316:GU 320:GT 324:GN 328:GY 332:HT 334:HM 336:VA 340:HN 344:HK
-348:HU 352:IS 356:IN 360:ID 364:IR 368:IQ 372:IE 376:IL 380:IT 384:CI
-388:JM 392:JP 398:KZ 400:JO 404:KE 408:KP 410:KR 414:KW 417:KG 418:LA
-422:LB 426:LS 428:LV 430:LR 434:LY 438:LI 440:LT 442:LU 446:MO 450:MG
-454:MW 458:MY 462:MV 466:ML 470:MT 474:MQ 478:MR 480:MU 484:MX 492:MC
-496:MN 498:MD 499:ME 500:MS 504:MA 508:MZ 512:OM 516:NA 520:NR 524:NP
-528:NL 531:CW 533:AW 534:SX 535:BQ 540:NC 548:VU 554:NZ 558:NI 562:NE
-566:NG 570:NU 574:NF 578:NO 580:MP 581:UM 583:FM 584:MH 585:PW 586:PK
-591:PA 598:PG 600:PY 604:PE 608:PH 612:PN 616:PL 620:PT 624:GW 626:TL
-630:PR 634:QA 638:RE 642:RO 643:RU 646:RW 652:BL 654:SH 659:KN 660:AI
-662:LC 663:MF 666:PM 670:VC 674:SM 678:ST 682:SA 686:SN 688:RS 690:SC
-694:SL 702:SG 703:SK 704:VN 705:SI 706:SO 710:ZA 716:ZW 724:ES 728:SS
-729:SD 732:EH 740:SR 744:SJ 748:SZ 752:SE 756:CH 760:SY 762:TJ 764:TH
-768:TG 772:TK 776:TO 780:TT 784:AE 788:TN 792:TR 795:TM 796:TC 798:TV
-800:UG 804:UA 807:MK 818:EG 826:GB 831:GG 832:JE 833:IM 834:TZ 840:US
-850:VI 854:BF 858:UY 860:UZ 862:VE 876:WF 882:WS 887:YE 894:ZM
+
+class Country(NamedTuple):
+    alpha2: str
+    alpha3: str
+    numeric: int
+    name: str
+
+
+class UnknownCountryError(ValueError):
+    """The text is not an assigned ISO 3166-1 alpha-2, alpha-3 or numeric code."""
+
+    def __init__(self, given: str) -> None:
+        super().__init__(
+            f"unknown country code {given!r}: give an ISO 3166-1 alpha-2 (DE), alpha-3 (DEU) "
+            "or numeric (276) code"
+        )
+        self.given = given
+
+
+# alpha-2, alpha-3, numeric, short name; one country per line, ordered by alpha-2.
+_TABLE = """
+AD AND 020 Andorra
+AE ARE 784 United Arab Emirates
+AF AFG 004 Afghanistan
+AG ATG 028 Antigua and Barbuda
+AI AIA 660 Anguilla
+AL ALB 008 Albania
+AM ARM 051 Armenia
+AO AGO 024 Angola
+AQ ATA 010 Antarctica
+AR ARG 032 Argentina
+AS ASM 016 American Samoa
+AT AUT 040 Austria
+AU AUS 036 Australia
+AW ABW 533 Aruba
+AX ALA 248 Åland Islands
+AZ AZE 031 Azerbaijan
+BA BIH 070 Bosnia and Herzegovina
+BB BRB 052 Barbados
+BD BGD 050 Bangladesh
+BE BEL 056 Belgium
+BF BFA 854 Burkina Faso
+BG BGR 100 Bulgaria
+BH BHR 048 Bahrain
+BI BDI 108 Burundi
+BJ BEN 204 Benin
+BL BLM 652 Saint Barthélemy
+BM BMU 060 Bermuda
+BN BRN 096 Brunei Darussalam
+BO BOL 068 Bolivia
+BQ BES 535 Bonaire, Sint Eustatius and Saba
+BR BRA 076 Brazil
+BS BHS 044 Bahamas
+BT BTN 064 Bhutan
+BV BVT 074 Bouvet Island
+BW BWA 072 Botswana
+BY BLR 112 Belarus
+BZ BLZ 084 Belize
+CA CAN 124 Canada
+CC CCK 166 Cocos (Keeling) Islands
+CD COD 180 Congo, Democratic Republic of the
+CF CAF 140 Central African Republic
+CG COG 178 Congo
+CH CHE 756 Switzerland
+CI CIV 384 Côte d'Ivoire
+CK COK 184 Cook Islands
+CL CHL 152 Chile
+CM CMR 120 Cameroon
+CN CHN 156 China
+CO COL 170 Colombia
+CR CRI 188 Costa Rica
+CU CUB 192 Cuba
+CV CPV 132 Cabo Verde
+CW CUW 531 Curaçao
+CX CXR 162 Christmas Island
+CY CYP 196 Cyprus
+CZ CZE 203 Czechia
+DE DEU 276 Germany
+DJ DJI 262 Djibouti
+DK DNK 208 Denmark
+DM DMA 212 Dominica
+DO DOM 214 Dominican Republic
+DZ DZA 012 Algeria
+EC ECU 218 Ecuador
+EE EST 233 Estonia
+EG EGY 818 Egypt
+EH ESH 732 Western Sahara
+ER ERI 232 Eritrea
+ES ESP 724 Spain
+ET ETH 231 Ethiopia
+FI FIN 246 Finland
+FJ FJI 242 Fiji
+FK FLK 238 Falkland Islands (Malvinas)
+FM FSM 583 Micronesia (Federated States of)
+FO FRO 234 Faroe Islands
+FR FRA 250 France
+GA GAB 266 Gabon
+GB GBR 826 United Kingdom
+GD GRD 308 Grenada
+GE GEO 268 Georgia
+GF GUF 254 French Guiana
+GG GGY 831 Guernsey
+GH GHA 288 Ghana
+GI GIB 292 Gibraltar
+GL GRL 304 Greenland
+GM GMB 270 Gambia
+GN GIN 324 Guinea
+GP GLP 312 Guadeloupe
+GQ GNQ 226 Equatorial Guinea
+GR GRC 300 Greece
+GS SGS 239 South Georgia and the South Sandwich Islands
+GT GTM 320 Guatemala
+GU GUM 316 Guam
+GW GNB 624 Guinea-Bissau
+GY GUY 328 Guyana
+HK HKG 344 Hong Kong
+HM HMD 334 Heard Island and McDonald Islands
+HN HND 340 Honduras
+HR HRV 191 Croatia
+HT HTI 332 Haiti
+HU HUN 348 Hungary
+ID IDN 360 Indonesia
+IE IRL 372 Ireland
+IL ISR 376 Israel
+IM IMN 833 Isle of Man
+IN IND 356 India
+IO IOT 086 British Indian Ocean Territory
+IQ IRQ 368 Iraq
+IR IRN 364 Iran
+IS ISL 352 Iceland
+IT ITA 380 Italy
+JE JEY 832 Jersey
+JM JAM 388 Jamaica
+JO JOR 400 Jordan
+JP JPN 392 Japan
+KE KEN 404 Kenya
+KG KGZ 417 Kyrgyzstan
+KH KHM 116 Cambodia
+KI KIR 296 Kiribati
+KM COM 174 Comoros
+KN KNA 659 Saint Kitts and Nevis
+KP PRK 408 Korea (Democratic People's Republic of)
+KR KOR 410 Korea, Republic of
+KW KWT 414 Kuwait
+KY CYM 136 Cayman Islands
+KZ KAZ 398 Kazakhstan
+LA LAO 418 Lao People's Democratic Republic
+LB LBN 422 Lebanon
+LC LCA 662 Saint Lucia
+LI LIE 438 Liechtenstein
+LK LKA 144 Sri Lanka
+LR LBR 430 Liberia
+LS LSO 426 Lesotho
+LT LTU 440 Lithuania
+LU LUX 442 Luxembourg
+LV LVA 428 Latvia
+LY LBY 434 Libya
+MA MAR 504 Morocco
+MC MCO 492 Monaco
+MD MDA 498 Moldova
+ME MNE 499 Montenegro
+MF MAF 663 Saint Martin (French part)
+MG MDG 450 Madagascar
+MH MHL 584 Marshall Islands
+MK MKD 807 North Macedonia
+ML MLI 466 Mali
+MM MMR 104 Myanmar
+MN MNG 496 Mongolia
+MO MAC 446 Macao
+MP MNP 580 Northern Mariana Islands
+MQ MTQ 474 Martinique
+MR MRT 478 Mauritania
+MS MSR 500 Montserrat
+MT MLT 470 Malta
+MU MUS 480 Mauritius
+MV MDV 462 Maldives
+MW MWI 454 Malawi
+MX MEX 484 Mexico
+MY MYS 458 Malaysia
+MZ MOZ 508 Mozambique
+NA NAM 516 Namibia
+NC NCL 540 New Caledonia
+NE NER 562 Niger
+NF NFK 574 Norfolk Island
+NG NGA 566 Nigeria
+NI NIC 558 Nicaragua
+NL NLD 528 Netherlands
+NO NOR 578 Norway
+NP NPL 524 Nepal
+NR NRU 520 Nauru
+NU NIU 570 Niue
+NZ NZL 554 New Zealand
+OM OMN 512 Oman
+PA PAN 591 Panama
+PE PER 604 Peru
+PF PYF 258 French Polynesia
+PG PNG 598 Papua New Guinea
+PH PHL 608 Philippines
+PK PAK 586 Pakistan
+PL POL 616 Poland
+PM SPM 666 Saint Pierre and Miquelon
+PN PCN 612 Pitcairn
+PR PRI 630 Puerto Rico
+PS PSE 275 Palestine, State of
+PT PRT 620 Portugal
+PW PLW 585 Palau
+PY PRY 600 Paraguay
+QA QAT 634 Qatar
+RE REU 638 Réunion
+RO ROU 642 Romania
+RS SRB 688 Serbia
+RU RUS 643 Russian Federation
+RW RWA 646 Rwanda
+SA SAU 682 Saudi Arabia
+SB SLB 090 Solomon Islands
+SC SYC 690 Seychelles
+SD SDN 729 Sudan
+SE SWE 752 Sweden
+SG SGP 702 Singapore
+SH SHN 654 Saint Helena, Ascension and Tristan da Cunha
+SI SVN 705 Slovenia
+SJ SJM 744 Svalbard and Jan Mayen
+SK SVK 703 Slovakia
+SL SLE 694 Sierra Leone
+SM SMR 674 San Marino
+SN SEN 686 Senegal
+SO SOM 706 Somalia
+SR SUR 740 Suriname
+SS SSD 728 South Sudan
+ST STP 678 Sao Tome and Principe
+SV SLV 222 El Salvador
+SX SXM 534 Sint Maarten (Dutch part)
+SY SYR 760 Syrian Arab Republic
+SZ SWZ 748 Eswatini
+TC TCA 796 Turks and Caicos Islands
+TD TCD 148 Chad
+TF ATF 260 French Southern Territories
+TG TGO 768 Togo
+TH THA 764 Thailand
+TJ TJK 762 Tajikistan
+TK TKL 772 Tokelau
+TL TLS 626 Timor-Leste
+TM TKM 795 Turkmenistan
+TN TUN 788 Tunisia
+TO TON 776 Tonga
+TR TUR 792 Türkiye
+TT TTO 780 Trinidad and Tobago
+TV TUV 798 Tuvalu
+TW TWN 158 Taiwan, Province of China
+TZ TZA 834 Tanzania, United Republic of
+UA UKR 804 Ukraine
+UG UGA 800 Uganda
+UM UMI 581 United States Minor Outlying Islands
+US USA 840 United States of America
+UY URY 858 Uruguay
+UZ UZB 860 Uzbekistan
+VA VAT 336 Holy See
+VC VCT 670 Saint Vincent and the Grenadines
+VE VEN 862 Venezuela
+VG VGB 092 Virgin Islands (British)
+VI VIR 850 Virgin Islands (U.S.)
+VN VNM 704 Viet Nam
+VU VUT 548 Vanuatu
+WF WLF 876 Wallis and Futuna
+WS WSM 882 Samoa
+YE YEM 887 Yemen
+YT MYT 175 Mayotte
+ZA ZAF 710 South Africa
+ZM ZMB 894 Zambia
+ZW ZWE 716 Zimbabwe
 """
 
+
+def _rows(table: str) -> tuple[Country, ...]:
+    rows = []
+    for line in table.strip().splitlines():
+        alpha2, alpha3, numeric, name = line.split(" ", 3)
+        rows.append(Country(alpha2, alpha3, int(numeric), name))
+    return tuple(rows)
+
+
+COUNTRIES: tuple[Country, ...] = _rows(_TABLE)
+_BY_ALPHA2 = MappingProxyType({c.alpha2: c for c in COUNTRIES})
+_BY_ALPHA3 = MappingProxyType({c.alpha3: c for c in COUNTRIES})
+_BY_NUMERIC = MappingProxyType({c.numeric: c for c in COUNTRIES})
+# In numeric order.
 NUMERIC_TO_ALPHA2: MappingProxyType[int, str] = MappingProxyType(
-    {int(num): alpha2 for num, alpha2 in (pair.split(":") for pair in _PAIRS.split())}
+    {c.numeric: c.alpha2 for c in sorted(COUNTRIES, key=lambda c: c.numeric)}
 )
+
+
+def parse_country(text: str) -> Country:
+    """The country named by an alpha-2 (``DE``), alpha-3 (``DEU``) or numeric (``276``, ``40``) code.
+
+    Letters are case-insensitive; surrounding blanks are ignored. Raises UnknownCountryError otherwise.
+    """
+    code = text.strip().upper()
+    found: Country | None = None
+    if code.isascii() and code.isdigit() and len(code) <= 3:
+        found = _BY_NUMERIC.get(int(code))
+    elif len(code) == 2:
+        found = _BY_ALPHA2.get(code)
+    elif len(code) == 3:
+        found = _BY_ALPHA3.get(code)
+    if found is None:
+        raise UnknownCountryError(text)
+    return found
+
+
+def country_by_numeric(numeric: int) -> Country | None:
+    """The country with this ISO 3166-1 numeric code, or None when the code is not assigned."""
+    return _BY_NUMERIC.get(numeric)
 
 
 def alpha2(numeric: int) -> str | None:

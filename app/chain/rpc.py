@@ -89,8 +89,9 @@ def _log(entry: LogReceipt) -> Log:
     )
 
 
-def _revert_data(exc: ContractLogicError) -> bytes:
-    data = exc.data
+def revert_data(exc: BaseException) -> bytes:
+    """The raw revert data carried by a web3 contract error (empty when there is none)."""
+    data = getattr(exc, "data", None)
     if isinstance(data, dict):
         data = data.get("data")
     if isinstance(data, str) and data.startswith("0x"):
@@ -184,7 +185,7 @@ class Web3Rpc:
                 # CCIP-read (EIP-3668) is off: a read must never make the server fetch URLs a contract names.
                 return bytes(await w3.eth.call(tx, block, ccip_read_enabled=False))
             except ContractLogicError as exc:
-                raise CallReverted(str(exc)[:200], _revert_data(exc)) from None
+                raise CallReverted(str(exc)[:200], revert_data(exc)) from None
             except Web3RPCError as exc:
                 if any(word in str(exc).lower() for word in _EXECUTION_ERRORS):
                     raise CallReverted(str(exc)[:200]) from None

@@ -4,8 +4,9 @@
 encrypted keystore; ``show``, ``history`` and ``roles`` read them. Every failure the operator can act on is a
 typed RegistryCliError (or a RegistryInputError for bad input), printed as one line with exit code 2.
 
-web3 and eth-account are imported inside the functions that use them: importing web3 takes about a second,
-and every ``portcullis`` command builds this parser.
+This module holds the command line, the subcommands and their output; app/cli/registry_chain.py talks to
+the chain (target, signer, connection, transactions, revert decoding). web3 is imported inside ``run``:
+importing it takes about a second, and every ``portcullis`` command builds this parser.
 """
 
 from __future__ import annotations
@@ -14,35 +15,63 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any, TextIO
 
-from eth_hash.auto import keccak
-
+from app.chain.iso3166 import country_by_numeric
 from app.cli import registry_csv as rc
-from app.cli.registry_countries import country_by_numeric
-from app.settings import EligibilityRule, Settings
+from app.cli.registry_chain import (
+    DEV_COMPLIANCE_KEY,
+    REVERT_SENTENCES,
+    ROLE_NAMES,
+    Call,
+    MissingRoleError,
+    RegistryCliError,
+    RegistryPausedError,
+    RevertDecoder,
+    RpcUnreachableError,
+    Session,
+    SignerError,
+    Target,
+    Writer,
+    abi_signature,
+    account_topic,
+    dev_chain_urls,
+    dev_signer,
+    failure_reason,
+    load_abi,
+    load_signer,
+    redact_url,
+    resolve_target,
+    role_id,
+    role_name,
+    rpc_message,
+    rule_abi,
+)
+from app.settings import Settings
 
-if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-    from web3 import Web3
-    from web3.contract import Contract
+# The names app/cli/main.py, docs/REGISTRY_CLI.md and the tests use as ``registry.<name>``; the chain-facing
+# ones are defined in app/cli/registry_chain.py and re-exported here.
+__all__ = [
+    "DEV_COMPLIANCE_KEY",
+    "REVERT_SENTENCES",
+    "MissingRoleError",
+    "RegistryCliError",
+    "RegistryPausedError",
+    "RevertDecoder",
+    "SignerError",
+    "abi_signature",
+    "add_parser",
+    "dev_chain_urls",
+    "dev_signer",
+    "load_abi",
+    "redact_url",
+    "run",
+]
 
-ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "ComplianceRegistry.json"
-# Anvil's / hardhat's well-known dev account #1 (mnemonic "test test ... junk"), which the development chain
-# of `make run` seeds as the compliance account. Public: used only against that chain, never in production.
-DEV_COMPLIANCE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-DEV_INFO_TIMEOUT = 5.0
 DEFAULT_RECEIPT_TIMEOUT = 120.0
-GAS_MARGIN_PERCENT = 20
-LOG_CHUNK_BLOCKS = 50_000
-ROLE_NAMES = ("DEFAULT_ADMIN_ROLE", "ATTESTER_ROLE", "REVOKER_ROLE", "PAUSER_ROLE")
 RECORD_EVENTS = ("RecordSet", "RecordRevoked", "RecordFrozen", "RecordUnfrozen")
 ROLE_EVENTS = ("RoleGranted", "RoleRevoked")
-ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
-PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 PROGRESS_WIDTH = 30
 # The per-record options of `grant` (argparse dest -> option), which a --csv file gives per row instead.
 GRANT_OPTIONS: Mapping[str, str] = {
@@ -55,570 +84,6 @@ GRANT_OPTIONS: Mapping[str, str] = {
     "subject": "--subject",
     "evidence": "--evidence",
 }
-
-# One sentence per custom error of the ComplianceRegistry ABI; arguments are pre-formatted (see _pretty_arg).
-REVERT_SENTENCES: Mapping[str, str] = {
-    "AccessControlUnauthorizedAccount": "the signer {account} lacks {neededRole} on this registry "
-    "(an admin must grant it)",
-    "AccessControlBadConfirmation": "a role can only be renounced by its own holder",
-    "EnforcedPause": "the registry is paused: grant and unfreeze are blocked until an admin unpauses it "
-    "(revoke and freeze still work)",
-    "ExpectedPause": "the registry is not paused",
-    "ComplianceRegistryZeroAddress": "the zero address cannot hold a record",
-    "ComplianceRegistryInvalidBatchLength": "a batch must hold 1..{max} entries, this one has {length}",
-    "ComplianceRegistryLengthMismatch": "the batch has {accounts} accounts but {inputs} records",
-    "ComplianceRegistryInvalidResidence": "residence {residence} is not an ISO 3166-1 numeric code (1..999)",
-    "ComplianceRegistryInvalidInvestorClass": "investor class {investorClass} is not 1..3",
-    "ComplianceRegistryInvalidKycLevel": "KYC level {kycLevel} is not 1..3",
-    "ComplianceRegistryInvalidAmlRisk": "AML risk {amlRisk} is not 1..3",
-    "ComplianceRegistryInvalidExpiry": "valid-until {validUntil} is not after the block time or more than "
-    "5 years ahead (latest {maxValidUntil})",
-    "ComplianceRegistryZeroSubjectId": "the subject id must not be zero",
-    "ComplianceRegistryZeroEvidenceRef": "the evidence reference must not be zero",
-    "ComplianceRegistryZeroReason": "a revocation or freeze needs a non-zero reason",
-    "ComplianceRegistryNoRecord": "{account} has no record",
-    "ComplianceRegistryAlreadyRevoked": "the record of {account} is already revoked",
-    "ComplianceRegistryAlreadyFrozen": "{account} is already frozen",
-    "ComplianceRegistryNotFrozen": "{account} is not frozen",
-}
-
-
-# ---------------------------------------------------------------- errors
-
-
-class RegistryCliError(Exception):
-    """A failure the operator can act on: printed as one line, exit code 2."""
-
-    def add_context(self, text: str) -> None:
-        """Prefix the message with where it happened (which batch, which transaction)."""
-        self.args = (f"{text}: {self.args[0] if self.args else ''}",)
-
-    def add_hint(self, text: str) -> None:
-        self.args = (f"{self.args[0] if self.args else ''}; {text}",)
-
-
-class NoRegistryError(RegistryCliError):
-    """No chain with a registry is configured (or the address holds no contract)."""
-
-
-class NoSignerError(RegistryCliError):
-    """A write needs a signer and none is configured."""
-
-
-class SignerError(RegistryCliError):
-    """The configured signer cannot be used (bad key, wrong keystore password, dev key in production)."""
-
-
-class DevChainError(RegistryCliError):
-    """The development server's /dev/chain/info cannot be read."""
-
-
-class RpcUnreachableError(RegistryCliError):
-    """No RPC URL of the chain answers."""
-
-
-class WrongChainError(RegistryCliError):
-    """The RPC serves another chain than the one configured."""
-
-
-class TransactionError(RegistryCliError):
-    """The node refused a transaction, it reverted when mined, or it was not mined in time."""
-
-
-class ContractRevertError(RegistryCliError):
-    """The registry refused the call with a custom error; ``error`` is its name, ``values`` its arguments."""
-
-    def __init__(self, message: str, error: str = "", values: Mapping[str, object] | None = None) -> None:
-        super().__init__(message)
-        self.error = error
-        self.values = dict(values or {})
-
-
-class MissingRoleError(ContractRevertError):
-    """AccessControlUnauthorizedAccount: the signer lacks ``values['neededRole']``."""
-
-
-class RegistryPausedError(ContractRevertError):
-    """EnforcedPause: grant and unfreeze are stopped."""
-
-
-# ---------------------------------------------------------------- where the registry is
-
-
-@dataclass(frozen=True)
-class Target:
-    """The chain and registry a command talks to."""
-
-    chain_id: int
-    rpc_urls: tuple[str, ...]
-    registry: str
-    eligibility: EligibilityRule
-    rpc_timeout: float
-    dev: bool = False
-    key_hint: str | None = None
-
-
-def dev_chain_urls(issuer: str) -> tuple[str, str]:
-    """(JSON-RPC URL, info URL) of the development chain that the server at ``issuer`` (`make run`) serves."""
-    base = issuer.rstrip("/")
-    return f"{base}/dev/chain/rpc", f"{base}/dev/chain/info"
-
-
-def _as_int(value: object) -> int:
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a chain id")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return int(value, 0)
-    raise TypeError(f"not an integer: {value!r}")
-
-
-def fetch_dev_chain(settings: Settings) -> Target:
-    """GET {issuer}/dev/chain/info -> {"chain_id", "registry", "compliance_key_hint"}."""
-    import httpx
-
-    rpc_url, info_url = dev_chain_urls(settings.issuer)
-    try:
-        response = httpx.get(info_url, timeout=DEV_INFO_TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise DevChainError(
-            f"cannot reach the development server at {info_url} ({_reason(exc)}): is `make run` running?"
-        ) from None
-    if response.status_code != 200:
-        raise DevChainError(
-            f"{info_url} answered HTTP {response.status_code}: "
-            "is the server running with PORTCULLIS_DEV_CHAIN=true?"
-        )
-    try:
-        info = response.json()
-        chain_id = _as_int(info["chain_id"])
-        registry = rc.parse_address(str(info["registry"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DevChainError(
-            f"{info_url} did not answer {{chain_id, registry, compliance_key_hint}} ({exc})"
-        ) from None
-    hint = info.get("compliance_key_hint")
-    return Target(
-        chain_id,
-        (rpc_url,),
-        registry,
-        EligibilityRule(),
-        DEV_INFO_TIMEOUT,
-        dev=True,
-        key_hint=str(hint or ""),
-    )
-
-
-def resolve_target(settings: Settings, chain_id: int | None) -> Target:
-    """The configured chain (``--chain`` or the first), else the development chain, else NoRegistryError."""
-    if settings.chains:
-        chain = settings.chains[0] if chain_id is None else settings.chain(chain_id)
-        if chain is None:
-            known = ", ".join(str(c.chain_id) for c in settings.chains)
-            raise NoRegistryError(f"chain {chain_id} is not configured (PORTCULLIS_CHAINS has {known})")
-        if chain.registry is None:
-            raise NoRegistryError(
-                f"no registry configured for chain {chain.chain_id}: "
-                'set "registry" in its PORTCULLIS_CHAINS entry'
-            )
-        return Target(
-            chain.chain_id,
-            tuple(chain.rpc_urls),
-            rc.checksum_address(chain.registry),
-            chain.eligibility,
-            chain.rpc_timeout_seconds,
-        )
-    if settings.dev_chain and settings.mode == "development":
-        target = fetch_dev_chain(settings)
-        if chain_id is not None and chain_id != target.chain_id:
-            raise NoRegistryError(
-                f"chain {chain_id} is not configured (only the development chain {target.chain_id} is)"
-            )
-        return target
-    raise NoRegistryError(
-        'no registry configured: set PORTCULLIS_CHAINS with a "registry" address '
-        "(in development: PORTCULLIS_DEV_CHAIN=true and `make run`)"
-    )
-
-
-# ---------------------------------------------------------------- the signer
-
-
-def _key_signer(hex_key: str) -> LocalAccount:
-    from eth_account import Account
-
-    body = hex_key.strip().removeprefix("0x")
-    try:
-        if len(body) != 64:
-            raise ValueError("wrong length")
-        account: LocalAccount = Account.from_key(bytes.fromhex(body))
-    except ValueError:
-        # Never echo the value: it is (nearly) a private key.
-        raise SignerError("PORTCULLIS_REGISTRY_KEY is not a 32-byte hex private key") from None
-    return account
-
-
-def _keystore_signer(path: Path, password: str | None) -> LocalAccount:
-    from eth_account import Account
-
-    if password is None:
-        raise NoSignerError(
-            "PORTCULLIS_REGISTRY_KEYSTORE is set but PORTCULLIS_REGISTRY_KEYSTORE_PASSWORD is not"
-        )
-    try:
-        keystore = json.loads(path.read_text())
-    except OSError as exc:
-        raise SignerError(f"cannot read keystore {path}: {exc.strerror or exc}") from None
-    except ValueError:
-        raise SignerError(f"keystore {path} is not JSON") from None
-    try:
-        key = Account.decrypt(keystore, password)
-    except (ValueError, KeyError, TypeError):
-        raise SignerError(f"keystore {path}: wrong password, or not an encrypted JSON keystore") from None
-    account: LocalAccount = Account.from_key(key)
-    return account
-
-
-def dev_signer(settings: Settings) -> LocalAccount:
-    """The seeded development compliance key; refused unless PORTCULLIS_MODE=development."""
-    from eth_account import Account
-
-    if settings.mode != "development":
-        raise SignerError("the development compliance key is refused outside development mode")
-    account: LocalAccount = Account.from_key(DEV_COMPLIANCE_KEY)
-    return account
-
-
-def load_signer(settings: Settings, target: Target) -> LocalAccount:
-    key, keystore = settings.registry_key, settings.registry_keystore
-    if key is not None and keystore is not None:
-        raise SignerError("set PORTCULLIS_REGISTRY_KEY or PORTCULLIS_REGISTRY_KEYSTORE, not both")
-    if key is not None:
-        return _key_signer(key.get_secret_value())
-    if keystore is not None:
-        password = settings.registry_keystore_password
-        return _keystore_signer(keystore, password.get_secret_value() if password else None)
-    if target.dev:
-        return dev_signer(settings)
-    raise NoSignerError(
-        "no signer configured: set PORTCULLIS_REGISTRY_KEY, or PORTCULLIS_REGISTRY_KEYSTORE and "
-        "PORTCULLIS_REGISTRY_KEYSTORE_PASSWORD"
-    )
-
-
-# ---------------------------------------------------------------- the chain
-
-
-def redact_url(url: str) -> str:
-    """scheme://host[:port] only: RPC URLs often carry an API key in their path or query."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    for needle, label in (
-        ("refused", "connection refused"),
-        ("timed out", "timed out"),
-        ("Timeout", "timed out"),
-        ("resolve", "host not found"),
-        ("Name or service", "host not found"),
-    ):
-        if needle in text:
-            return label
-    return type(exc).__name__
-
-
-def connect(target: Target) -> Web3:
-    """A Web3 on the first RPC URL that answers, after checking that it serves the configured chain."""
-    from web3 import HTTPProvider, Web3
-    from web3.exceptions import Web3Exception
-
-    failures = []
-    for url in target.rpc_urls:
-        provider = HTTPProvider(
-            url, request_kwargs={"timeout": target.rpc_timeout}, exception_retry_configuration=None
-        )
-        w3 = Web3(provider)
-        try:
-            answered = int(w3.eth.chain_id)
-        except (OSError, ValueError, Web3Exception) as exc:
-            failures.append(f"{redact_url(url)} ({_reason(exc)})")
-            continue
-        if answered != target.chain_id:
-            raise WrongChainError(
-                f"wrong chain: the RPC at {redact_url(url)} serves chain {answered}, "
-                f"but chain {target.chain_id} is configured"
-            )
-        return w3
-    raise RpcUnreachableError(f"RPC unreachable for chain {target.chain_id}: {'; '.join(failures)}")
-
-
-def load_abi() -> list[dict[str, Any]]:
-    try:
-        abi: list[dict[str, Any]] = json.loads(ARTIFACT.read_text())["abi"]
-    except (OSError, ValueError, KeyError):
-        raise RegistryCliError(
-            f"cannot load the registry ABI from {ARTIFACT} (run node contracts/script/build.mjs)"
-        ) from None
-    return abi
-
-
-def _abi_type(entry: Mapping[str, Any]) -> str:
-    kind: str = entry["type"]
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in entry["components"]) + ")" + kind[len("tuple") :]
-    return kind
-
-
-def abi_signature(entry: Mapping[str, Any]) -> str:
-    return f"{entry['name']}({','.join(_abi_type(i) for i in entry.get('inputs', []))})"
-
-
-def role_id(name: str) -> bytes:
-    if name == "DEFAULT_ADMIN_ROLE":
-        return bytes(32)
-    digest: bytes = keccak(name.encode())
-    return digest
-
-
-def role_name(role: bytes) -> str:
-    return next((name for name in ROLE_NAMES if role_id(name) == role), "0x" + role.hex())
-
-
-def revert_data(exc: BaseException) -> bytes:
-    """The raw revert data carried by a web3 contract error (empty when there is none)."""
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return b""
-    return b""
-
-
-def _pretty_arg(name: str, kind: str, value: object) -> str:
-    if kind == "address" and isinstance(value, str):
-        return rc.checksum_address(value)
-    if kind == "bytes32" and isinstance(value, bytes):
-        return role_name(value) if "Role" in name else "0x" + value.hex()
-    if name in ("validUntil", "maxValidUntil") and isinstance(value, int):
-        return rc.iso_time(value)
-    return str(value)
-
-
-class RevertDecoder:
-    """Revert data -> a typed ContractRevertError with a sentence, using the errors of the ABI."""
-
-    def __init__(self, abi: list[dict[str, Any]]) -> None:
-        self._errors: dict[bytes, dict[str, Any]] = {}
-        for entry in abi:
-            if entry.get("type") == "error":
-                digest: bytes = keccak(abi_signature(entry).encode())
-                self._errors[digest[:4]] = entry
-
-    @property
-    def error_names(self) -> list[str]:
-        return sorted(entry["name"] for entry in self._errors.values())
-
-    def decode(self, data: bytes) -> ContractRevertError:
-        from eth_abi.abi import decode
-
-        selector, body = data[:4], data[4:]
-        try:
-            if selector == ERROR_STRING:
-                return ContractRevertError(f"the registry reverted: {decode(['string'], body)[0]}", "Error")
-            if selector == PANIC:
-                return ContractRevertError(f"the registry panicked (code {decode(['uint256'], body)[0]:#x})")
-            entry = self._errors.get(selector)
-            if entry is None:
-                what = f"error 0x{data.hex()}" if data else "no reason"
-                return ContractRevertError(f"the registry reverted with {what}")
-            inputs = entry.get("inputs", [])
-            values = decode([_abi_type(i) for i in inputs], body)
-        except Exception:
-            return ContractRevertError(f"the registry reverted with undecodable data 0x{data.hex()}")
-        return self._sentence(entry["name"], inputs, values)
-
-    def _sentence(
-        self, name: str, inputs: list[dict[str, Any]], values: Sequence[Any]
-    ) -> ContractRevertError:
-        pretty = {
-            i["name"]: _pretty_arg(i["name"], i["type"], v) for i, v in zip(inputs, values, strict=True)
-        }
-        template = REVERT_SENTENCES.get(name)
-        if template is None:
-            message = f"the registry reverted with {name}({', '.join(f'{k}={v}' for k, v in pretty.items())})"
-        else:
-            message = template.format(**pretty)
-        kind = {"AccessControlUnauthorizedAccount": MissingRoleError, "EnforcedPause": RegistryPausedError}
-        return kind.get(name, ContractRevertError)(message, name, pretty)
-
-
-class Session:
-    """An open connection to one registry: reads, log queries and the revert decoder."""
-
-    def __init__(self, target: Target, w3: Web3, abi: list[dict[str, Any]]) -> None:
-        self.target = target
-        self.w3 = w3
-        self.contract: Contract = w3.eth.contract(address=w3.to_checksum_address(target.registry), abi=abi)
-        self.decoder = RevertDecoder(abi)
-        self._abi = abi
-        self._block_times: dict[int, int] = {}
-
-    @classmethod
-    def open(cls, target: Target) -> Session:
-        w3 = connect(target)
-        if not w3.eth.get_code(w3.to_checksum_address(target.registry)):
-            raise NoRegistryError(f"no contract at registry {target.registry} on chain {target.chain_id}")
-        return cls(target, w3, load_abi())
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def block_time(self, number: int) -> int:
-        if number not in self._block_times:
-            self._block_times[number] = int(self.w3.eth.get_block(number)["timestamp"])
-        return self._block_times[number]
-
-    def record(self, account: str) -> rc.StoredRecord:
-        return rc.StoredRecord.from_abi(self.contract.functions.getRecord(account).call())
-
-    def records(self, accounts: Sequence[str]) -> list[rc.StoredRecord]:
-        found: list[rc.StoredRecord] = []
-        for start in range(0, len(accounts), rc.MAX_BATCH):
-            chunk = list(accounts[start : start + rc.MAX_BATCH])
-            found += [rc.StoredRecord.from_abi(r) for r in self.contract.functions.getRecords(chunk).call()]
-        return found
-
-    def event_topic(self, name: str) -> str:
-        entry = next(e for e in self._abi if e.get("type") == "event" and e["name"] == name)
-        digest: bytes = keccak(abi_signature(entry).encode())
-        return "0x" + digest.hex()
-
-    def logs(self, events: Sequence[str], from_block: int, *topics: str | None) -> list[Any]:
-        """Decoded logs of ``events`` (topic0 any of them, then ``topics``), oldest first, in block chunks."""
-        by_topic = {self.event_topic(name): name for name in events}
-        latest = int(self.w3.eth.block_number)
-        decoded: list[Any] = []
-        for start in range(from_block, latest + 1, LOG_CHUNK_BLOCKS):
-            params: Any = {
-                "address": self.contract.address,
-                "fromBlock": start,
-                "toBlock": min(start + LOG_CHUNK_BLOCKS - 1, latest),
-                "topics": [list(by_topic), *topics],
-            }
-            for log in self.w3.eth.get_logs(params):
-                name = by_topic["0x" + bytes(log["topics"][0]).hex()]
-                decoded.append(self.contract.events[name]().process_log(log))
-        return sorted(decoded, key=lambda e: (e["blockNumber"], e["logIndex"]))
-
-
-def account_topic(account: str) -> str:
-    return "0x" + account[2:].lower().rjust(64, "0")
-
-
-# ---------------------------------------------------------------- writes
-
-
-@dataclass(frozen=True)
-class Call:
-    """One registry function call: ABI arguments, their JSON form, and a short label for people."""
-
-    function: str
-    args: tuple[Any, ...]
-    shown: dict[str, Any]
-    label: str
-
-
-class Writer:
-    """Estimates, signs, sends and waits for registry calls; with ``dry_run`` it only estimates."""
-
-    def __init__(self, session: Session, signer: LocalAccount, *, dry_run: bool, timeout: float) -> None:
-        self.session = session
-        self.signer = signer
-        self.dry_run = dry_run
-        self.timeout = timeout
-
-    def _bound(self, call: Call) -> Any:
-        return self.session.contract.functions[call.function](*call.args)
-
-    def estimate(self, call: Call) -> int:
-        from web3.exceptions import ContractLogicError, Web3RPCError
-
-        try:
-            return int(self._bound(call).estimate_gas({"from": self.signer.address}))
-        except ContractLogicError as exc:
-            error = self.session.decoder.decode(revert_data(exc))
-        except Web3RPCError as exc:
-            raise TransactionError(
-                f"the node refused to estimate {call.function}: {_rpc_message(exc)}"
-            ) from None
-        if isinstance(error, MissingRoleError) and self.session.target.key_hint:
-            error.add_hint(f"the development chain's compliance key is {self.session.target.key_hint}")
-        raise error
-
-    def submit(self, call: Call) -> dict[str, Any]:
-        gas = self.estimate(call)
-        result: dict[str, Any] = {
-            "function": call.function,
-            "args": call.shown,
-            "from": self.signer.address,
-            "estimated_gas": gas,
-        }
-        if self.dry_run:
-            return {**result, "dry_run": True}
-        return {**result, "dry_run": False, **self._send(call, gas)}
-
-    def _send(self, call: Call, gas: int) -> dict[str, Any]:
-        from web3.exceptions import TimeExhausted, Web3RPCError
-
-        w3, address = self.session.w3, self.signer.address
-        limit = int(w3.eth.get_block("latest")["gasLimit"])
-        tx = self._bound(call).build_transaction(
-            {
-                "from": address,
-                "nonce": w3.eth.get_transaction_count(address, "pending"),
-                "gas": min(gas * (100 + GAS_MARGIN_PERCENT) // 100, limit),
-                "chainId": self.session.target.chain_id,
-            }
-        )
-        signed = self.signer.sign_transaction(tx)
-        try:
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Web3RPCError as exc:
-            raise TransactionError(f"the node refused {call.function}: {_rpc_message(exc)}") from None
-        shown_hash = "0x" + bytes(tx_hash).hex()
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=0.1)
-        except TimeExhausted:
-            raise TransactionError(
-                f"{call.function} tx {shown_hash} was sent but not mined within {self.timeout:g} s "
-                "(it may still be mined: check with `portcullis registry history`)"
-            ) from None
-        if receipt["status"] != 1:
-            raise self._reverted(call, receipt["blockNumber"], shown_hash)
-        return {"tx": shown_hash, "block": int(receipt["blockNumber"]), "gas_used": int(receipt["gasUsed"])}
-
-    def _reverted(self, call: Call, block: int, tx_hash: str) -> RegistryCliError:
-        """Replay the call on the state before its block to recover why it reverted."""
-        from web3.exceptions import ContractLogicError
-
-        try:
-            self._bound(call).call({"from": self.signer.address}, block_identifier=block - 1)
-            error: RegistryCliError = TransactionError("reverted (no reason on replay)")
-        except ContractLogicError as exc:
-            error = self.session.decoder.decode(revert_data(exc))
-        error.add_context(f"tx {tx_hash} reverted in block {block}")
-        return error
-
-
-def _rpc_message(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- output
@@ -901,17 +366,6 @@ def cmd_unfreeze(ctx: Context) -> int:
     )
 
 
-def rule_abi(rule: EligibilityRule) -> tuple[int, int, int, int, int]:
-    """``IComplianceRegistry.Requirements`` from the chain's eligibility rule."""
-    return (
-        rule.required_flags,
-        rule.forbidden_flags,
-        rule.min_investor_class,
-        rule.min_kyc_level,
-        rule.max_aml_risk,
-    )
-
-
 def _show_lines(data: Mapping[str, Any]) -> list[str]:
     lines = [
         f"account       {data['account']}",
@@ -1158,7 +612,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except (RegistryCliError, rc.RegistryInputError) as exc:
         output.error(exc)
     except OSError as exc:  # the RPC went away in the middle of a command
-        output.error(RpcUnreachableError(f"RPC unreachable ({_reason(exc)})"))
+        output.error(RpcUnreachableError(f"RPC unreachable ({failure_reason(exc)})"))
     except Web3Exception as exc:
-        output.error(RegistryCliError(f"the node answered with an error: {_rpc_message(exc)}"))
+        output.error(RegistryCliError(f"the node answered with an error: {rpc_message(exc)}"))
     return 2

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from eth_hash.auto import keccak
 
-from app.cli.registry_countries import UnknownCountryError, country_by_numeric, parse_country
+from app.chain.iso3166 import UnknownCountryError, country_by_numeric, parse_country
 from app.settings import EligibilityRule
 
 MAX_BATCH = 100  # ComplianceRegistry.MAX_BATCH

@@ -35,6 +35,16 @@ class KeyRecord:
     retired_at: datetime | None = None
     publish_until: datetime | None = None
 
+    def new_row(self) -> dict[str, object]:
+        """The columns a freshly stored key has (signing_keys and audit_keys share them)."""
+        return {
+            "kid": self.kid,
+            "alg": self.alg,
+            "public_jwk": self.public_jwk,
+            "private_key_encrypted": self.private_key_encrypted,
+            "created_at": self.created_at,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:

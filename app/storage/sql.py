@@ -238,15 +238,7 @@ class SqlStore(SqlAuditLog):
                 .where(SigningKey.retired_at.is_(None))
                 .values(retired_at=now, publish_until=publish_until)
             )
-            await conn.execute(
-                insert(SigningKey).values(
-                    kid=key.kid,
-                    alg=key.alg,
-                    public_jwk=key.public_jwk,
-                    private_key_encrypted=key.private_key_encrypted,
-                    created_at=key.created_at,
-                )
-            )
+            await conn.execute(insert(SigningKey).values(**key.new_row()))
             await append(conn, audit, self.hasher)
 
 

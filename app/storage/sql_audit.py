@@ -109,13 +109,5 @@ class SqlAuditLog:
 
     async def add_audit_key(self, key: KeyRecord, audit: AuditRecord) -> None:
         async with self._write() as conn:
-            await conn.execute(
-                insert(AuditKey).values(
-                    kid=key.kid,
-                    alg=key.alg,
-                    public_jwk=key.public_jwk,
-                    private_key_encrypted=key.private_key_encrypted,
-                    created_at=key.created_at,
-                )
-            )
+            await conn.execute(insert(AuditKey).values(**key.new_row()))
             await append(conn, audit, self.hasher)

@@ -13,9 +13,9 @@ from eth_abi.abi import encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
+from app.chain.iso3166 import COUNTRIES, UnknownCountryError, parse_country
 from app.cli import registry
 from app.cli import registry_csv as rc
-from app.cli.registry_countries import COUNTRIES, UnknownCountryError, parse_country
 
 ISO_CODES_JSON = Path("/usr/share/iso-codes/json/iso_3166-1.json")
 NOW = int(datetime(2026, 1, 15, 12, tzinfo=UTC).timestamp())
