@@ -18,6 +18,8 @@ from app.audit.chain import entry_hash
 from app.chain.access import ChainAccess
 from app.chain.devchain import DevChain, DevChainProvider
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
+from app.mfa.service import MfaService, MfaSettings
+from app.mfa.webauthn import RelyingParty
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
 from app.settings import ChainSettings, Settings
@@ -25,6 +27,7 @@ from app.storage import migrate
 from app.storage.db import create_engine
 from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
+from app.storage.sql_mfa import SqlFactorStore
 
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 
@@ -99,6 +102,16 @@ async def start(
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
         chains=chain_access(settings, clock, dev_chain),
+        mfa=MfaService(
+            clock=clock,
+            store=SqlFactorStore(engine, entry_hash, store.write_lock),
+            auditor=auditor,
+            secret=secret,
+            settings=MfaSettings(
+                rp=RelyingParty(settings.webauthn_rp_id, "Portcullis", tuple(settings.webauthn_origins))
+            ),
+            entropy=entropy,
+        ),
         audit_log=store,
         checkpoint_store=store,
     )

@@ -93,6 +93,37 @@ class SignInRejected(OAuthError):
         self.status = status
 
 
+class InsufficientUserAuthentication(OAuthError):
+    """RFC 9470 section 3: the authentication is too weak (``acr_values``) or too old (``max_age``)."""
+
+    error = "insufficient_user_authentication"
+    status = 401
+
+    def __init__(
+        self, description: str, *, acr_values: tuple[str, ...] = (), max_age: int | None = None
+    ) -> None:
+        super().__init__(description)
+        self.acr_values = acr_values
+        self.max_age = max_age
+
+    def to_json(self) -> dict[str, str]:
+        body = super().to_json()
+        if self.acr_values:
+            body["acr_values"] = " ".join(self.acr_values)
+        if self.max_age is not None:
+            body["max_age"] = str(self.max_age)
+        return body
+
+    def headers(self) -> dict[str, str]:
+        safe = self.description.replace('"', "'")
+        parts = [f'Bearer error="{self.error}"', f'error_description="{safe}"']
+        if self.acr_values:
+            parts.append(f'acr_values="{" ".join(self.acr_values)}"')
+        if self.max_age is not None:
+            parts.append(f'max_age="{self.max_age}"')
+        return {"WWW-Authenticate": ", ".join(parts)}
+
+
 class ServerError(OAuthError):
     error = "server_error"
     status = 500

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # WebAuthn relying party (app/mfa): rp id (default: the issuer's host) and the exact page origins
+    # ceremonies run on (default: the issuer's origin).
+    webauthn_rp_id: str = ""
+    webauthn_origins: list[str] = Field(default_factory=list)
+
     # Chains (JSON list of ChainSettings). Empty in development: the embedded EVM is used (dev_chain).
     chains: list[ChainSettings] = Field(default_factory=list)
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
@@ -168,6 +173,10 @@ class Settings(BaseSettings):
             self.siwe_domain = parts.netloc
         if not self.siwe_uri:
             self.siwe_uri = self.issuer
+        if not self.webauthn_rp_id:
+            self.webauthn_rp_id = parts.hostname or ""
+        if not self.webauthn_origins:
+            self.webauthn_origins = [f"{parts.scheme}://{parts.netloc}"]
         if not self.access_token_audience:
             self.access_token_audience = self.issuer
         if not self.database_url:

@@ -10,6 +10,7 @@ from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, UnsupportedGrantType
 from app.http.body import read_form, read_json_object, string_field
 from app.http.errors import NO_STORE
+from app.http.mfa import mfa_routes
 from app.oauth import refresh, signin
 from app.oauth.provider import Provider
 from app.oidc import discovery, userinfo
@@ -38,14 +39,19 @@ async def siwe_nonce(request: Request) -> Response:
 
 async def siwe_verify(request: Request) -> Response:
     body = await read_json_object(request)
-    tokens = await signin.sign_in(
-        _provider(request),
+    max_age = body.get("max_age")
+    if max_age is not None and (not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 0):
+        raise InvalidRequest("max_age must be a non-negative integer (seconds)")
+    req = signin.SignInRequest(
         text=string_field(body, "message", required=True) or "",
         signature=string_field(body, "signature", required=True) or "",
         client_id=string_field(body, "client_id"),
         scope=string_field(body, "scope"),
-        meta=_meta(request),
+        second_factor=body.get("second_factor"),
+        acr_values=string_field(body, "acr_values"),
+        max_age=max_age,
     )
+    tokens = await signin.sign_in(_provider(request), req, _meta(request))
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
 
@@ -103,6 +109,7 @@ async def ready(request: Request) -> Response:
 
 
 ROUTES = [
+    *mfa_routes(_meta),
     Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
     Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
     Route("/jwks", jwks, methods=["GET"]),

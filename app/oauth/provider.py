@@ -10,6 +10,7 @@ from app.audit.events import Auditor
 from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
 from app.errors import InvalidClient
+from app.mfa.service import MfaService
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.settings import Settings
@@ -38,6 +39,7 @@ class Provider:
     entropy: Entropy
     auditor: Auditor
     chains: ChainAccess
+    mfa: MfaService
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)

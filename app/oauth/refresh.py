@@ -95,6 +95,8 @@ async def _rotate(
         auth_time=record.auth_time,
         compliance=decision.claim() if decision is not None else None,
         not_after=compliance.not_after(decision),
+        amr=tuple(record.amr.split()),
+        acr=record.acr,
     )
     return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
 

@@ -16,7 +16,8 @@ from app.audit import events
 from app.chain import wallets
 from app.chain.types import ChainUnavailable
 from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
-from app.oauth import compliance
+from app.mfa import acr
+from app.oauth import compliance, stepup
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import grant_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
@@ -162,19 +163,26 @@ def _signature_bytes(signature: str) -> bytes:
         raise SignInRejected("malformed_signature", 400, "the signature is not hex") from None
 
 
-async def sign_in(
-    p: Provider,
-    text: str,
-    signature: str,
-    client_id: str | None,
-    scope: str | None,
-    meta: events.RequestMeta,
-) -> TokenResponse:
+@dataclass(frozen=True, slots=True)
+class SignInRequest:
+    """What POST /siwe/verify carries (docs/API.md)."""
+
+    text: str
+    signature: str
+    client_id: str | None = None
+    scope: str | None = None
+    second_factor: Any = None  # {"type": "totp"|"recovery", "code"} or {"type": "webauthn", "credential"}
+    acr_values: str | None = None
+    max_age: int | None = None
+
+
+async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> TokenResponse:
     """The SIWE grant. Every refusal is recorded in the audit log with the check that failed."""
     now = p.clock.now()
     attempt = _Attempt()
+    client_id = req.client_id
     try:
-        return await _sign_in(p, text, signature, client_id, scope, meta, now, attempt)
+        return await _sign_in(p, req, meta, now, attempt)
     except OAuthError as exc:
         await p.audit_log.record(
             p.auditor.event(
@@ -201,17 +209,11 @@ class _Attempt:
 
 
 async def _sign_in(
-    p: Provider,
-    text: str,
-    signature: str,
-    client_id: str | None,
-    scope: str | None,
-    meta: events.RequestMeta,
-    now: datetime,
-    attempt: _Attempt,
+    p: Provider, req: SignInRequest, meta: events.RequestMeta, now: datetime, attempt: _Attempt
 ) -> TokenResponse:
-    attempt.client = client = p.check_client(client_id)
-    granted_scope = grant_scope(scope, p.settings.scopes)
+    text, signature = req.text, req.signature
+    attempt.client = client = p.check_client(req.client_id)
+    granted_scope = grant_scope(req.scope, p.settings.scopes)
     message = check_message(p, text, now)
     attempt.actor = did_pkh(message.chain_id, message.address)
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
@@ -220,6 +222,12 @@ async def _sign_in(
     decision = await compliance.require_eligible(p, message.chain_id, message.address)
     if decision is not None:
         attempt.data["compliance"] = {"block": decision.block_number, "degraded": list(decision.degraded)}
+    subject = did_pkh(message.chain_id, message.address)
+    verification = await stepup.prove_second_factor(p, subject, req.second_factor, meta)
+    amr = verification.session_amr() if verification is not None else (acr.AMR_SIWE,)
+    session_acr = verification.acr if verification is not None else acr.ACR_WALLET
+    attempt.data["amr"] = list(amr)
+    stepup.require(session_acr, now, now, req.acr_values, req.max_age)
     grant = Grant(
         address=message.address,
         chain_id=message.chain_id,
@@ -228,6 +236,8 @@ async def _sign_in(
         auth_time=now,
         compliance=decision.claim() if decision is not None else None,
         not_after=compliance.not_after(decision),
+        amr=amr,
+        acr=session_acr,
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
@@ -240,7 +250,7 @@ async def _sign_in(
         client_id=client,
         session=refresh.family_id,
         kid=p.keys.ring.active.kid,
-        data={**attempt.data, "scope": granted_scope, "jti": jti, "amr": ["siwe"]},
+        data={**attempt.data, "scope": granted_scope, "jti": jti, "acr": session_acr},
         at=now,
     )
     try:
@@ -262,4 +272,6 @@ def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime
         auth_time=grant.auth_time,
         issued_at=now,
         expires_at=grant.expiry(now, timedelta(seconds=p.settings.refresh_token_ttl_seconds)),
+        amr=" ".join(grant.amr),
+        acr=grant.acr,
     )

@@ -22,6 +22,7 @@ CLAIMS_SUPPORTED = [
     "nonce",
     "amr",
     "azp",
+    "acr",
     "at_hash",
     "scope",
     "client_id",
@@ -49,6 +50,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
-        "amr_values_supported": ["siwe"],
+        "amr_values_supported": ["siwe", "otp", "hwk", "user", "mfa"],
+        "acr_values_supported": ["urn:portcullis:acr:wallet", "urn:portcullis:acr:wallet+mfa"],
         "siwe_chain_ids_supported": list(settings.chain_ids),
     }

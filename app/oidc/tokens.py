@@ -37,6 +37,9 @@ class Grant:
     # (the registry record's validUntil): no token may outlive it.
     compliance: dict[str, Any] | None = None
     not_after: datetime | None = None
+    # RFC 8176 methods and the authentication context class they add up to (app.mfa.acr).
+    amr: tuple[str, ...] = ("siwe",)
+    acr: str = "urn:portcullis:acr:wallet"
 
     @property
     def subject(self) -> str:
@@ -79,7 +82,8 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         "jti": jti,
         "client_id": grant.client_id,
         "scope": grant.scope,
-        "amr": ["siwe"],
+        "amr": list(grant.amr),
+        "acr": grant.acr,
         "wallet_address": grant.address,
         "chain_id": grant.chain_id,
     }
@@ -104,7 +108,8 @@ def mint_id_token(
         "exp": _epoch(grant.expiry(now, policy.id_ttl)),
         "iat": _epoch(now),
         "auth_time": _epoch(grant.auth_time),
-        "amr": ["siwe"],
+        "amr": list(grant.amr),
+        "acr": grant.acr,
         "azp": grant.client_id,
         "at_hash": _half_hash(access_token, ring.active.alg),
         "wallet_address": grant.address,

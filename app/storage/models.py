@@ -77,6 +77,8 @@ class RefreshToken(Base):
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    amr: Mapped[str] = mapped_column(String(255), server_default="siwe")
+    acr: Mapped[str] = mapped_column(String(64), server_default="urn:portcullis:acr:wallet")
 
 
 class SigningKey(Base):

@@ -23,6 +23,10 @@ class RefreshRecord:
     auth_time: datetime
     issued_at: datetime
     expires_at: datetime
+    # How the session was authenticated (RFC 8176 methods, space-separated, and the acr): refreshed tokens
+    # say what the sign-in proved, never more.
+    amr: str = "siwe"
+    acr: str = "urn:portcullis:acr:wallet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,10 @@ class SqlStore(SqlAuditLog):
         # Other processes on the same file still wait through busy_timeout.
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
+    @property
+    def write_lock(self) -> asyncio.Lock | None:
+        return self._write_lock
+
     @contextlib.asynccontextmanager  # type: ignore[override]
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on any exception."""
@@ -155,6 +159,8 @@ class SqlStore(SqlAuditLog):
                     issued_at=now,
                     # The family keeps its absolute expiry: rotation never extends a session.
                     expires_at=old.expires_at,
+                    amr=old.amr,
+                    acr=old.acr,
                 )
                 await conn.execute(_REFRESH_INSERT, _refresh_values(new))
                 await append(conn, audit(new), self.hasher)
@@ -271,6 +277,8 @@ _REFRESH_COLUMNS = (
     RefreshToken.expires_at,
     RefreshToken.rotated_at,
     RefreshToken.revoked_at,
+    RefreshToken.amr,
+    RefreshToken.acr,
 )
 
 
@@ -286,6 +294,8 @@ def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
         auth_time=row.auth_time,
         issued_at=row.issued_at,
         expires_at=row.expires_at,
+        amr=row.amr,
+        acr=row.acr,
     )
 
 
@@ -301,4 +311,6 @@ def _refresh_values(record: RefreshRecord) -> dict[str, object]:
         "auth_time": record.auth_time,
         "issued_at": record.issued_at,
         "expires_at": record.expires_at,
+        "amr": record.amr,
+        "acr": record.acr,
     }

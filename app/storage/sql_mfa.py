@@ -49,11 +49,15 @@ class SqlFactorStore:
     depends on nothing above it.
     """
 
-    def __init__(self, engine: AsyncEngine, hasher: EntryHasher) -> None:
+    def __init__(
+        self, engine: AsyncEngine, hasher: EntryHasher, write_lock: asyncio.Lock | None = None
+    ) -> None:
         self.engine = engine
         self.hasher = hasher
-        # As in SqlStore: queue this process's SQLite writers on a lock rather than in the busy handler.
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # As in SqlStore: queue this process's SQLite writers on a lock rather than in the busy handler;
+        # pass SqlStore's lock so that both stores queue on one.
+        sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = (write_lock or asyncio.Lock()) if sqlite else None
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
