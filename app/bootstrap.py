@@ -22,6 +22,7 @@ from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
+from app.risk.guard import build_guard
 from app.settings import ChainSettings, Settings
 from app.storage import migrate
 from app.storage.db import create_engine
@@ -102,6 +103,7 @@ async def start(
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
         chains=chain_access(settings, clock, dev_chain),
+        guard=build_guard(settings, clock),
         mfa=MfaService(
             clock=clock,
             store=SqlFactorStore(engine, entry_hash, store.write_lock),

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PORTCULLIS_"
@@ -127,6 +135,16 @@ class Settings(BaseSettings):
     access_token_audience: str = ""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Rate limits and failure locks (docs/RATE_LIMITS.md): per process in memory, or shared through Redis.
+    redis_url: str | None = None
+    rate_limits: bool = True
+    # Proxies whose X-Forwarded-For / Forwarded headers are believed (CIDRs); others' headers are ignored.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+    # Failure scores (EWMA, half-life 5 min) that lock an address (second-factor failures) or an IP.
+    lock_threshold: float = Field(default=10.0, gt=0)
+    lock_ip_threshold: float = Field(default=30.0, gt=0)
+    lock_cooldown_seconds: int = Field(default=900, ge=1, le=86400)
 
     # WebAuthn relying party (app/mfa): rp id (default: the issuer's host) and the exact page origins
     # ceremonies run on (default: the issuer's origin).

@@ -102,11 +102,15 @@ def main() -> int:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
-    backends: list[tuple[str, dict[str, str]]] = [("sqlite", {})]
+    # One client machine plays many users: per-IP limits off, dev chain off (plain EOA sign-ins).
+    base = {"PORTCULLIS_RATE_LIMITS": "false", "PORTCULLIS_DEV_CHAIN": "false"}
+    backends: list[tuple[str, dict[str, str]]] = [("sqlite", dict(base))]
     pg = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
     pg_name = f"portcullis_bench_{uuid.uuid4().hex[:8]}"
     if pg:
-        backends.append(("postgresql", {"PORTCULLIS_DATABASE_URL": _pg_database(pg, pg_name, create=True)}))
+        backends.append(
+            ("postgresql", {**base, "PORTCULLIS_DATABASE_URL": _pg_database(pg, pg_name, create=True)})
+        )
 
     print(f"machine: {machine_note()}, server and client on one machine")
     print(f"client-side signing cost per sign-in: {client_cost():.0f} us (included in the latencies)")

@@ -87,6 +87,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "secret_key": TEST_SECRET,
         "issuer": "http://127.0.0.1:8000",
         "dev_chain": False,  # tests that want the embedded chain ask for it
+        "rate_limits": False,  # tests/http/test_rate_limits.py switches them on
     }
     values.update(overrides)
     return load_settings(**values)

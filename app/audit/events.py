@@ -26,6 +26,7 @@ TOKEN_REFRESH_FAILED = "token.refresh_failed"  # noqa: S105
 TOKEN_FAMILY_REVOKED = "token.family_revoked"  # noqa: S105
 SUBJECT_REVOKED = "token.subject_revoked"
 CHAIN_CHANGE = "chain.change"
+RISK_LOCKED = "risk.locked"
 KEY_ACTIVATED = "key.activated"
 AUDIT_KEY_CREATED = "audit.key_created"
 AUDIT_PURGED = "audit.purged"

@@ -68,6 +68,7 @@ def create_app(
                 log.exception("final audit checkpoint failed")
             finally:
                 await runtime.provider.chains.close()
+                await runtime.provider.guard.close()
                 await runtime.engine.dispose()
 
     return Starlette(

@@ -36,7 +36,6 @@ Hop = IPAddress | _Unidentified
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _QUOTED = re.compile(r'"((?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x09\x20-\x7e\x80-\xff])*)"')
-_OWS = re.compile(r"[ \t]*")
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 _PORT = re.compile(r"[0-9]{1,5}|_[A-Za-z0-9._-]+")
 _IPV4_TOKEN = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")

@@ -62,8 +62,11 @@ def _plain(value: Any) -> Any:
 def mfa_routes(meta_of: MetaOf) -> list[Route]:
     def endpoint(fn: Callable[[Request, Provider, RequestMeta], Awaitable[Response]]) -> Any:
         async def handle(request: Request) -> Response:
+            p: Provider = request.app.state.provider
+            meta = meta_of(request)
+            await p.guard.admit("mfa", ip=meta.ip)
             try:
-                return await fn(request, request.app.state.provider, meta_of(request))
+                return await fn(request, p, meta)
             except MfaError as exc:
                 raise oauth_error(exc) from None
 

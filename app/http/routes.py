@@ -9,6 +9,7 @@ from starlette.routing import Route
 from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, UnsupportedGrantType
 from app.http.body import read_form, read_json_object, string_field
+from app.http.client_ip import client_ip
 from app.http.errors import NO_STORE
 from app.http.mfa import mfa_routes
 from app.oauth import refresh, signin
@@ -22,17 +23,21 @@ def _provider(request: Request) -> Provider:
 
 
 def _meta(request: Request) -> RequestMeta:
+    peer = request.client.host if request.client else None
+    trusted = _provider(request).settings.trusted_proxies
     return RequestMeta(
         request_id=request.state.request_id,
-        ip=request.client.host if request.client else None,
+        ip=client_ip(peer, request.headers.items(), trusted),
         user_agent=request.headers.get("user-agent"),
     )
 
 
 async def siwe_nonce(request: Request) -> Response:
+    p, meta = _provider(request), _meta(request)
     body = await read_json_object(request, optional=True)
+    await p.guard.admit("nonce", ip=meta.ip, client_id=string_field(body, "client_id"))
     offer = await signin.issue_nonce(
-        _provider(request), string_field(body, "client_id"), string_field(body, "oidc_nonce"), _meta(request)
+        p, string_field(body, "client_id"), string_field(body, "oidc_nonce"), meta
     )
     return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
 
@@ -51,23 +56,23 @@ async def siwe_verify(request: Request) -> Response:
         acr_values=string_field(body, "acr_values"),
         max_age=max_age,
     )
-    tokens = await signin.sign_in(_provider(request), req, _meta(request))
+    p, meta = _provider(request), _meta(request)
+    await p.guard.admit("verify", ip=meta.ip, client_id=req.client_id)
+    tokens = await signin.sign_in(p, req, meta)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
 
 async def token(request: Request) -> Response:
+    p, meta = _provider(request), _meta(request)
     form = await read_form(request)
+    await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
     grant_type = form.get("grant_type")
     if not grant_type:
         raise InvalidRequest("grant_type is required")
     if grant_type != "refresh_token":
         raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
     tokens = await refresh.refresh(
-        _provider(request),
-        form.get("refresh_token"),
-        form.get("client_id"),
-        form.get("scope"),
-        _meta(request),
+        p, form.get("refresh_token"), form.get("client_id"), form.get("scope"), meta
     )
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
@@ -101,10 +106,16 @@ async def health(_request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    p = _provider(request)
     try:
-        await _provider(request).store.ping()
+        await p.store.ping()
     except Exception as exc:  # any failure to reach the database means not ready
         raise TemporarilyUnavailable("the database is not reachable") from exc
+    if not await p.guard.healthy():
+        # Limits still hold (stricter, per process), but replicas no longer share them: not ready.
+        raise TemporarilyUnavailable(
+            "Redis is not reachable; rate limits run on stricter per-process budgets"
+        )
     return JSONResponse({"status": "ready"})
 
 

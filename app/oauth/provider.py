@@ -13,6 +13,7 @@ from app.errors import InvalidClient
 from app.mfa.service import MfaService
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
+from app.risk.guard import Guard
 from app.settings import Settings
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
@@ -40,6 +41,7 @@ class Provider:
     auditor: Auditor
     chains: ChainAccess
     mfa: MfaService
+    guard: Guard
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)

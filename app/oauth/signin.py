@@ -182,8 +182,19 @@ async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> 
     attempt = _Attempt()
     client_id = req.client_id
     try:
-        return await _sign_in(p, req, meta, now, attempt)
+        tokens = await _sign_in(p, req, meta, now, attempt)
     except OAuthError as exc:
+        for lock in await p.guard.failed(ip=meta.ip):
+            await p.audit_log.record(
+                p.auditor.event(
+                    events.RISK_LOCKED,
+                    events.SUCCESS,
+                    meta,
+                    reason=f"{lock.what} failure spike",
+                    data={"key_hash": events.sha256_hex(lock.key), "until": events.ts_ms(lock.until)},
+                    at=now,
+                )
+            )
         await p.audit_log.record(
             p.auditor.event(
                 events.SIGNIN_FAILED,
@@ -197,6 +208,8 @@ async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> 
             )
         )
         raise
+    await p.guard.redeem_nonce(meta.ip)
+    return tokens
 
 
 @dataclass(slots=True)

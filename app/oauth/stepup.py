@@ -14,7 +14,7 @@ from typing import Any
 from app.audit.events import RequestMeta
 from app.errors import InsufficientUserAuthentication, InvalidRequest, SignInRejected
 from app.mfa import acr
-from app.mfa.errors import MfaError, StrongAuthenticationRequired
+from app.mfa.errors import MfaError, StrongAuthenticationRequired, VerificationFailed
 from app.mfa.service import Verification
 from app.oauth.provider import Provider
 
@@ -36,6 +36,10 @@ async def prove_second_factor(
     if not isinstance(factor, dict) or factor.get("type") not in FACTOR_TYPES:
         raise InvalidRequest(f"second_factor must be an object with type one of {', '.join(FACTOR_TYPES)}")
     kind = factor["type"]
+    address = subject.rsplit(":", 1)[-1]
+    if await p.guard.address_locked(address):
+        # Answer exactly as a wrong factor does: a lock must not tell an attacker anything.
+        raise _not_accepted()
     try:
         if kind == "totp":
             return await p.mfa.verify_totp(subject, _text(factor, "code"), meta=meta)
@@ -45,8 +49,17 @@ async def prove_second_factor(
         if not isinstance(credential, dict | str):
             raise InvalidRequest("second_factor.credential must be the PublicKeyCredential JSON")
         return await p.mfa.finish_webauthn_assertion(subject, credential, meta=meta)
+    except VerificationFailed:
+        # The precise reason (invalid, replayed, counter regression, ...) is in the audit entry the
+        # service wrote; the client hears one answer, so failures and locks cannot be told apart.
+        await p.guard.failed(ip=meta.ip, address=address)
+        raise _not_accepted() from None
     except MfaError as exc:
         raise oauth_error(exc) from None
+
+
+def _not_accepted() -> SignInRejected:
+    return SignInRejected("invalid_second_factor", 401, "the second factor was not accepted")
 
 
 def _text(factor: dict[str, Any], name: str) -> str:

@@ -1,0 +1,315 @@
+"""Shared budgets and counters in Redis, so every replica draws on one budget; per-process fallback.
+
+Each check is one Lua script (EVALSHA): the GCRA arithmetic of ``app.risk.gcra`` run on every key of
+the check inside Redis, all or nothing, so concurrent replicas never both spend the last request. The
+keys of one script must live on one node (single Redis or a replica set; not a sharded cluster).
+
+When Redis fails (refused, reset, timed out after ``timeout`` seconds), the call is answered by the
+per-process fallback with stricter limits, and Redis is left alone for ``retry_seconds`` (a circuit
+breaker: a dead Redis must not add a timeout to every request); then one call probes it again. The
+limiter is never unlimited: without Redis each process enforces ``fallback_factor`` of every budget.
+Times are the caller's (its injected clock), so replicas should keep their clocks in NTP sync: a skew
+of ``d`` seconds lets a key through at most ``d / interval`` requests early.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from app.risk.counters import FORGET_BELOW, MemoryCounterStore, decayed
+from app.risk.gcra import MICROS, Limit, Verdict, to_micros
+from app.risk.memory import MemoryBackend
+from app.risk.resp import Arg, RedisClient, ReplyError, Script, expect_bytes, expect_list
+
+log = logging.getLogger("portcullis.risk")
+
+# OSError covers refused and reset connections, TimeoutError and TLS errors; a ReplyError here is the
+# server refusing work (OOM, LOADING, READONLY after a failover): all answered by the fallback.
+FAILURES = (OSError, ReplyError)
+
+# KEYS: the keys of one check. ARGV: now_us, cost, then interval_us and tolerance_us for each key.
+# Mirrors app.risk.gcra.gcra. Reply: "allowed,retry_us,remaining,..." for each key, as one string.
+GCRA_LUA = """
+local now = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local out = {}
+local tats = {}
+local all = true
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[1 + 2 * i])
+  local tolerance = tonumber(ARGV[2 + 2 * i])
+  local base = now
+  local stored = redis.call('GET', KEYS[i])
+  if stored then
+    local tat = tonumber(stored)
+    if tat and tat > now then base = tat end
+  end
+  local new_tat
+  if cost < 0 then
+    new_tat = math.max(now, base + cost * interval)
+    out[#out + 1] = string.format('1,0,%d', math.floor((now + tolerance - new_tat) / interval))
+  else
+    new_tat = base + cost * interval
+    local allow_at = new_tat - tolerance
+    if allow_at > now then
+      all = false
+      out[#out + 1] = string.format('0,%.0f,0', allow_at - now)
+    else
+      out[#out + 1] = string.format('1,0,%d', math.floor((now - allow_at) / interval))
+    end
+  end
+  tats[i] = new_tat
+end
+if all then
+  for i = 1, #KEYS do
+    if tats[i] > now then
+      redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return table.concat(out, ',')
+"""
+
+# KEYS[1]: a counter hash {s: score, t: time}. ARGV: now, half_life, amount. Reply: the new score.
+BUMP_LUA = """
+local now = tonumber(ARGV[1])
+local half_life = tonumber(ARGV[2])
+local score = 0
+local v = redis.call('HMGET', KEYS[1], 's', 't')
+if v[1] and v[2] then
+  local elapsed = math.max(0, now - tonumber(v[2]))
+  score = tonumber(v[1]) * math.pow(2, -elapsed / half_life)
+end
+score = score + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 's', string.format('%.17g', score), 't', string.format('%.17g', now))
+local forget = half_life * math.log(score / tonumber(ARGV[4])) / math.log(2)
+redis.call('PEXPIRE', KEYS[1], math.max(1000, math.ceil(forget * 1000)))
+return string.format('%.17g', score)
+"""
+
+# KEYS[1]: a lock holding its end time. ARGV: now, until. Reply: 1 when this call started the lock.
+LOCK_LUA = """
+local now = tonumber(ARGV[1])
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) > now then return 0 end
+local ttl = math.max(1, math.ceil((tonumber(ARGV[2]) - now) * 1000))
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+return 1
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisLink:
+    """One Redis client plus the circuit breaker that sends callers to their fallback."""
+
+    def __init__(self, url: str, *, timeout: float = 0.25, retry_seconds: float = 2.0) -> None:
+        self.client = RedisClient(url, timeout=timeout)
+        self._retry_seconds = retry_seconds
+        self._down_until: float | None = None
+
+    def usable(self, now: float) -> bool:
+        if self._down_until is None:
+            return True
+        if now < self._down_until:
+            return False
+        # Half open: this caller probes Redis; the others keep to the fallback until it answers.
+        self._down_until = now + self._retry_seconds
+        return True
+
+    def failed(self, now: float, exc: BaseException) -> None:
+        if self._down_until is None:
+            log.warning("Redis unavailable, using the stricter per-process fallback: %r", exc)
+        self._down_until = now + self._retry_seconds
+
+    def succeeded(self) -> None:
+        if self._down_until is not None:
+            log.warning("Redis answers again; shared limits resumed")
+            self._down_until = None
+
+    async def ping(self) -> bool:
+        try:
+            return await self.client.call("PING") == b"PONG"
+        except FAILURES:
+            return False
+
+    async def delete_matching(self, pattern: str) -> None:
+        cursor: bytes = b"0"
+        while True:
+            reply = expect_list(await self.client.call("SCAN", cursor, "MATCH", pattern, "COUNT", 500))
+            cursor, keys = expect_bytes(reply[0]), [expect_bytes(k) for k in expect_list(reply[1])]
+            if keys:
+                await self.client.call("UNLINK", *keys)
+            if cursor == b"0":
+                return
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class RedisBackend:
+    """Rate-limit budgets shared by every replica that points at the same Redis and ``prefix``."""
+
+    def __init__(
+        self,
+        url: str,
+        fallback: MemoryBackend,
+        fallback_factor: float = 0.25,
+        *,
+        prefix: str = "portcullis:rl:",
+        timeout: float = 0.25,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        if not 0 < fallback_factor <= 1:
+            raise ValueError("fallback_factor must be in (0, 1]: the fallback is never looser than Redis")
+        self._link = RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._script = Script(self._link.client, GCRA_LUA)
+        self._fallback = fallback
+        self._factor = fallback_factor
+        self._prefix = prefix
+        self._scaled: dict[Limit, Limit] = {}
+
+    async def hit(self, key: str, limit: Limit, now: float, cost: int = 1) -> Verdict:
+        return (await self.hit_many([(key, limit)], now, cost))[0]
+
+    async def hit_many(self, items: Sequence[tuple[str, Limit]], now: float, cost: int = 1) -> list[Verdict]:
+        now_us = to_micros(now)
+        if not items:
+            return []
+        if self._link.usable(now):
+            args: list[Arg] = [now_us, cost]
+            for _, limit in items:
+                if cost > limit.burst:
+                    raise ValueError(f"cost {cost} exceeds the burst of {limit.name!r}: never allowed")
+                args += (limit.interval_us, limit.tolerance_us)
+            try:
+                reply = expect_bytes(await self._script([self._prefix + key for key, _ in items], args))
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                n = [int(x) for x in reply.split(b",")]
+                return [Verdict(n[i] == 1, n[i + 1] / MICROS, n[i + 2]) for i in range(0, len(n), 3)]
+        return self._fallback.charge([(key, self.stricter(limit)) for key, limit in items], now_us, cost)
+
+    async def refund(self, key: str, limit: Limit, now: float, cost: int = 1) -> None:
+        """Pay back without waiting for Redis: a refund must not delay a response. It is applied before
+        anything this backend sends later; one lost (Redis restarting) costs a client one request."""
+        if self._link.usable(now):
+            args: list[Arg] = [to_micros(now), -cost, limit.interval_us, limit.tolerance_us]
+            if self._script.fire([self._prefix + key], args):
+                return
+        await self.hit(key, limit, now, -cost)
+
+    def stricter(self, limit: Limit) -> Limit:
+        scaled = self._scaled.get(limit)
+        if scaled is None:
+            scaled = self._scaled[limit] = limit.scaled(self._factor)
+        return scaled
+
+    async def reset(self, key_prefix: str) -> None:
+        await self._fallback.reset(key_prefix)
+        try:
+            await self._link.delete_matching(_glob_escape(self._prefix + key_prefix) + "*")
+        except FAILURES as exc:
+            log.warning("could not reset %r in Redis: %r", key_prefix, exc)
+
+    async def healthy(self) -> bool:
+        """Redis answers a PING. False means the stricter per-process fallback is in use."""
+        return await self._link.ping()
+
+    async def close(self) -> None:
+        await self._link.close()
+
+
+class RedisCounterStore:
+    """Anomaly counters and locks shared by every replica; while Redis is down, a per-process store in
+    which each failure weighs ``1 / fallback_factor`` (thresholds are reached sooner: stricter)."""
+
+    def __init__(
+        self,
+        url: str,
+        fallback: MemoryCounterStore | None = None,
+        fallback_factor: float = 0.25,
+        *,
+        prefix: str = "portcullis:anomaly:",
+        timeout: float = 0.25,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        if not 0 < fallback_factor <= 1:
+            raise ValueError("fallback_factor must be in (0, 1]")
+        self._link = RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._bump = Script(self._link.client, BUMP_LUA)
+        self._lock = Script(self._link.client, LOCK_LUA)
+        self._fallback = fallback or MemoryCounterStore()
+        self._fallback_amount = 1.0 / fallback_factor
+        self._prefix = prefix
+
+    async def bump(self, key: str, now: float, half_life: float) -> float:
+        if self._link.usable(now):
+            try:
+                reply = expect_bytes(
+                    await self._bump([self._prefix + key], [now, half_life, 1.0, FORGET_BELOW])
+                )
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                return float(reply)
+        return self._fallback.add(key, now, half_life, self._fallback_amount)
+
+    async def peek(self, key: str, now: float, half_life: float) -> float:
+        if self._link.usable(now):
+            try:
+                reply = expect_list(await self._link.client.call("HMGET", self._prefix + key, "s", "t"))
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                score, since = reply
+                if not isinstance(score, bytes) or not isinstance(since, bytes):
+                    return 0.0
+                return decayed(float(score), float(since), now, half_life)
+        return await self._fallback.peek(key, now, half_life)
+
+    async def lock(self, key: str, now: float, until: float) -> bool:
+        if self._link.usable(now):
+            try:
+                reply = await self._lock([self._prefix + key], [now, until])
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                return bool(reply)
+        return await self._fallback.lock(key, now, until)
+
+    async def locked_until(self, keys: Sequence[str], now: float) -> float | None:
+        # The fallback is consulted too: a lock taken while Redis was down stays in force.
+        local = await self._fallback.locked_until(keys, now)
+        if self._link.usable(now):
+            try:
+                values = expect_list(await self._link.client.call("MGET", *[self._prefix + k for k in keys]))
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                ends = [float(v) for v in values if isinstance(v, bytes) and float(v) > now]
+                return max([*ends, *([local] if local is not None else [])], default=None)
+        return local
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        """Clears this process's fallback copy, then Redis; raises OSError when Redis is unreachable (an
+        admin command must not report success it did not have)."""
+        await self._fallback.clear(keys)
+        await self._link.client.call("DEL", *[self._prefix + k for k in keys])
+
+    async def healthy(self) -> bool:
+        return await self._link.ping()
+
+    async def close(self) -> None:
+        await self._link.close()
