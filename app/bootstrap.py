@@ -22,6 +22,7 @@ from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
+from app.policy.model import DEFAULT_POLICY_PATH, load_policy
 from app.risk.guard import build_guard
 from app.settings import ChainSettings, Settings
 from app.storage import migrate
@@ -104,6 +105,7 @@ async def start(
         auditor=auditor,
         chains=chain_access(settings, clock, dev_chain),
         guard=build_guard(settings, clock),
+        trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         mfa=MfaService(
             clock=clock,
             store=SqlFactorStore(engine, entry_hash, store.write_lock),

@@ -6,6 +6,8 @@ Each error carries the HTTP status the spec assigns, a client-safe ``description
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OAuthError(Exception):
     """Base class. ``error`` is the registered (or extension, RFC 6749 section 8.5) error code."""
@@ -58,6 +60,11 @@ class InvalidScope(OAuthError):
     status = 400
 
 
+def quoted(text: str) -> str:
+    """A value safe inside an RFC 9110 quoted-string: no quotes, backslashes or control characters."""
+    return "".join(c for c in text.replace('"', "'") if c != "\\" and c.isprintable())
+
+
 class InvalidToken(OAuthError):
     """RFC 6750 section 3.1: the access token is expired, revoked, malformed or invalid."""
 
@@ -65,8 +72,8 @@ class InvalidToken(OAuthError):
     status = 401
 
     def headers(self) -> dict[str, str]:
-        safe = self.description.replace('"', "'")
-        return {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{safe}"'}
+        challenge = f'Bearer error="invalid_token", error_description="{quoted(self.description)}"'
+        return {"WWW-Authenticate": challenge}
 
 
 class MissingToken(OAuthError):
@@ -100,10 +107,17 @@ class InsufficientUserAuthentication(OAuthError):
     status = 401
 
     def __init__(
-        self, description: str, *, acr_values: tuple[str, ...] = (), max_age: int | None = None
+        self,
+        description: str = "a different authentication level is required",
+        *,
+        acr_values: Sequence[str] = (),
+        max_age: int | None = None,
+        debug: str | None = None,
     ) -> None:
-        super().__init__(description)
-        self.acr_values = acr_values
+        if not acr_values and max_age is None:
+            raise ValueError("insufficient_user_authentication must say what would do: acr_values or max_age")
+        super().__init__(description, debug=debug)
+        self.acr_values = tuple(acr_values)
         self.max_age = max_age
 
     def to_json(self) -> dict[str, str]:
@@ -115,10 +129,9 @@ class InsufficientUserAuthentication(OAuthError):
         return body
 
     def headers(self) -> dict[str, str]:
-        safe = self.description.replace('"', "'")
-        parts = [f'Bearer error="{self.error}"', f'error_description="{safe}"']
+        parts = [f'Bearer error="{self.error}"', f'error_description="{quoted(self.description)}"']
         if self.acr_values:
-            parts.append(f'acr_values="{" ".join(self.acr_values)}"')
+            parts.append(f'acr_values="{quoted(" ".join(self.acr_values))}"')
         if self.max_age is not None:
             parts.append(f'max_age="{self.max_age}"')
         return {"WWW-Authenticate": ", ".join(parts)}

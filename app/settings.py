@@ -130,11 +130,14 @@ class Settings(BaseSettings):
 
     # Static client ids accepted until the client registry lands; the first is the default client.
     clients: list[str] = Field(default_factory=lambda: ["portcullis-demo"], min_length=1)
-    scopes: list[str] = Field(default_factory=lambda: ["openid"], min_length=1)
     # RFC 9068 `aud` of access tokens when no resource is named. Default: the issuer.
     access_token_audience: str = ""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # The trading policy (docs/POLICY.md): scopes, their requirements and the authorization details rules.
+    # Default: the shipped policy/default.toml.
+    policy_file: Path | None = None
 
     # Rate limits and failure locks (docs/RATE_LIMITS.md): per process in memory, or shared through Redis.
     redis_url: str | None = None
@@ -212,8 +215,6 @@ class Settings(BaseSettings):
             raise ValueError("chains: each chain_id may appear once")
         if any(c < 1 for c in self.chain_ids):
             raise ValueError("chain_ids: chain ids are positive integers")
-        if "openid" not in self.scopes:
-            raise ValueError("scopes: must include 'openid'")
         if self.mode == "production":
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if len(secret) < MIN_SECRET_LENGTH:

@@ -42,7 +42,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PORTCULLIS_NONCE_TTL_SECONDS", "5", "PORTCULLIS_NONCE_TTL_SECONDS"),
         ("PORTCULLIS_CHAIN_IDS", "[0]", "PORTCULLIS_CHAIN_IDS"),
         ("PORTCULLIS_ISSUER", "ftp://x", "PORTCULLIS_ISSUER"),
-        ("PORTCULLIS_SCOPES", '["trade"]', "PORTCULLIS_SCOPES"),
+        ("PORTCULLIS_CLOCK_SKEW_SECONDS", "-1", "PORTCULLIS_CLOCK_SKEW_SECONDS"),
         ("PORTCULLIS_NO_SUCH_THING", "1", "NO_SUCH_THING"),
     ],
 )

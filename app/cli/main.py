@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from app.audit.events import RequestMeta
+from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
+from app.policy.facts import ComplianceFacts, facts_from_decision
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -127,6 +129,36 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     return audit.purge(settings, args.dry_run, operator())
 
 
+def _policy(settings: Settings, args: argparse.Namespace) -> int:
+    """``portcullis policy``: ``explain`` reads the account's facts from the chain the server reads."""
+
+    async def facts_for(address: str) -> ComplianceFacts:
+        from app.chain.access import ChainAccess
+        from app.cli.registry_chain import resolve_target
+        from app.clock import SystemClock
+        from app.settings import ChainSettings
+
+        target = resolve_target(settings, None)  # the configured chain, or make run's development chain
+        config = ChainSettings(
+            chain_id=target.chain_id,
+            rpc_urls=list(target.rpc_urls),
+            registry=target.registry,
+            eligibility=target.eligibility,
+            multicall=None,
+        )
+        clock = SystemClock()
+        access = ChainAccess([config], clock)
+        try:
+            chain = access.get(target.chain_id)
+            assert chain is not None and chain.reader is not None
+            decision = await chain.reader.decide(address)
+        finally:
+            await access.close()
+        return facts_from_decision(decision, clock.now())
+
+    return policy_cli.run(settings, args, facts_for=facts_for)
+
+
 def operator() -> RequestMeta:
     """CLI actions are audited under the operating-system user who ran them."""
     try:
@@ -172,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--dry-run", action="store_true")
     purge.set_defaults(fn=_audit)
     registry_cli.add_parser(sub)
+    policy_cli.add_parser(sub)
+    sub.choices["policy"].set_defaults(fn=_policy)
     return parser
 
 

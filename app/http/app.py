@@ -42,6 +42,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
+        app.state.dev_chain = dev_chain
         app.state.runtime_checkpointer = runtime.checkpointer
         stop = asyncio.Event()
         p = runtime.provider

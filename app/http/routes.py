@@ -55,6 +55,7 @@ async def siwe_verify(request: Request) -> Response:
         second_factor=body.get("second_factor"),
         acr_values=string_field(body, "acr_values"),
         max_age=max_age,
+        authorization_details=body.get("authorization_details"),
     )
     p, meta = _provider(request), _meta(request)
     await p.guard.admit("verify", ip=meta.ip, client_id=req.client_id)
@@ -89,7 +90,8 @@ async def userinfo_endpoint(request: Request) -> Response:
 
 async def openid_configuration(request: Request) -> Response:
     return JSONResponse(
-        discovery.metadata(_provider(request).settings), headers={"Cache-Control": "max-age=300"}
+        discovery.metadata(_provider(request).settings, _provider(request).trading_policy),
+        headers={"Cache-Control": "max-age=300"},
     )
 
 

@@ -13,6 +13,7 @@ from app.errors import InvalidClient
 from app.mfa.service import MfaService
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
+from app.policy.model import Policy
 from app.risk.guard import Guard
 from app.settings import Settings
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
@@ -42,6 +43,7 @@ class Provider:
     chains: ChainAccess
     mfa: MfaService
     guard: Guard
+    trading_policy: Policy
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)

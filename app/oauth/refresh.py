@@ -4,16 +4,18 @@ its whole family. The family keeps its absolute expiry; a refresh may narrow the
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from app.audit import events
 from app.chain.types import ComplianceDecision
 from app.errors import InvalidGrant, InvalidRequest, OAuthError
-from app.oauth import compliance
+from app.oauth import compliance, trading
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.scope import narrow_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant
+from app.policy.facts import AuthContext
 from app.storage.records import AuditRecord, RefreshRecord, RefreshUnavailable
 
 MAX_REFRESH_TOKEN = 512
@@ -87,16 +89,33 @@ async def _rotate(
         describe,
         check=lambda old: _scope_ok(scope, old),
     )
+    # The policy judges the family's grant again on today's facts: access only shrinks with them. Items
+    # that need a fresher authentication (RFC 9470) are dropped rather than stepped up: a refresh
+    # authenticates nobody.
+    auth = AuthContext(acr=record.acr, amr=tuple(record.amr.split()), auth_time=record.auth_time)
+    ruling = trading.decide(
+        p,
+        decision,
+        narrow_scope(scope, record.scope).split(),
+        json.loads(record.authorization_details),
+        auth,
+        now,
+    )
+    if ruling.outcome == "deny":
+        raise InvalidGrant("the trading policy no longer grants this session anything")
+    lifetime = trading.lifetime_cap(ruling, now)
+    not_after = compliance.not_after(decision)
     grant = Grant(
         address=record.address,
         chain_id=record.chain_id,
         client_id=record.client_id,
-        scope=narrow_scope(scope, record.scope),
+        scope=ruling.scope,
         auth_time=record.auth_time,
         compliance=decision.claim() if decision is not None else None,
-        not_after=compliance.not_after(decision),
+        not_after=min(t for t in (not_after, lifetime, record.expires_at) if t is not None),
         amr=tuple(record.amr.split()),
         acr=record.acr,
+        authorization_details=tuple(ruling.granted_details),
     )
     return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
 

@@ -7,6 +7,7 @@ The nonce is consumed and the refresh token stored in one transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +18,12 @@ from app.chain import wallets
 from app.chain.types import ChainUnavailable
 from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
 from app.mfa import acr
-from app.oauth import compliance, stepup
+from app.oauth import compliance, stepup, trading
 from app.oauth.provider import Provider, secret_hash
-from app.oauth.scope import grant_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant, did_pkh
+from app.policy.facts import AuthContext
+from app.policy.rar import parse_authorization_details
 from app.storage.records import NonceUnavailable, RefreshRecord
 
 # 22 alphanumerics carry 131 bits (EIP-4361 requires >= 8 alphanumerics; we want >= 96 bits).
@@ -172,6 +174,7 @@ class SignInRequest:
     client_id: str | None = None
     scope: str | None = None
     second_factor: Any = None  # {"type": "totp"|"recovery", "code"} or {"type": "webauthn", "credential"}
+    authorization_details: Any = None  # RFC 9396: a JSON array (or its JSON text)
     acr_values: str | None = None
     max_age: int | None = None
 
@@ -226,7 +229,8 @@ async def _sign_in(
 ) -> TokenResponse:
     text, signature = req.text, req.signature
     attempt.client = client = p.check_client(req.client_id)
-    granted_scope = grant_scope(req.scope, p.settings.scopes)
+    scopes = trading.requested_scopes(p, req.scope)
+    details = parse_authorization_details(req.authorization_details)
     message = check_message(p, text, now)
     attempt.actor = did_pkh(message.chain_id, message.address)
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
@@ -241,6 +245,10 @@ async def _sign_in(
     session_acr = verification.acr if verification is not None else acr.ACR_WALLET
     attempt.data["amr"] = list(amr)
     stepup.require(session_acr, now, now, req.acr_values, req.max_age)
+    auth = AuthContext(acr=session_acr, amr=tuple(amr), auth_time=now)
+    ruling = trading.for_sign_in(p, decision, scopes, details, auth, now)
+    attempt.data["policy"] = ruling.to_audit()
+    granted_scope = ruling.scope
     grant = Grant(
         address=message.address,
         chain_id=message.chain_id,
@@ -248,9 +256,10 @@ async def _sign_in(
         scope=granted_scope,
         auth_time=now,
         compliance=decision.claim() if decision is not None else None,
-        not_after=compliance.not_after(decision),
+        not_after=_earliest(compliance.not_after(decision), trading.lifetime_cap(ruling, now)),
         amr=amr,
         acr=session_acr,
+        authorization_details=tuple(ruling.granted_details),
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
@@ -273,6 +282,11 @@ async def _sign_in(
     return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce, jti=jti)
 
 
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
+
+
 def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime) -> RefreshRecord:
     return RefreshRecord(
         token_hash=token_hash,
@@ -287,4 +301,5 @@ def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime
         expires_at=grant.expiry(now, timedelta(seconds=p.settings.refresh_token_ttl_seconds)),
         amr=" ".join(grant.amr),
         acr=grant.acr,
+        authorization_details=json.dumps(list(grant.authorization_details), sort_keys=True),
     )

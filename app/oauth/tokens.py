@@ -17,9 +17,10 @@ class TokenResponse:
     id_token: str
     refresh_token: str
     scope: str
+    authorization_details: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": "Bearer",
             "expires_in": self.expires_in,
@@ -27,6 +28,9 @@ class TokenResponse:
             "refresh_token": self.refresh_token,
             "scope": self.scope,
         }
+        if self.authorization_details:  # RFC 9396 section 7
+            body["authorization_details"] = list(self.authorization_details)
+        return body
 
 
 def issue_tokens(
@@ -41,4 +45,5 @@ def issue_tokens(
         id_token=id_token,
         refresh_token=refresh_token,
         scope=grant.scope,
+        authorization_details=grant.authorization_details,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.policy.model import Policy
 from app.settings import Settings
 
 CLAIMS_SUPPORTED = [
@@ -31,7 +32,7 @@ CLAIMS_SUPPORTED = [
 ]
 
 
-def metadata(settings: Settings) -> dict[str, Any]:
+def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
     base = settings.issuer
     return {
         "issuer": base,
@@ -40,7 +41,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "userinfo_endpoint": f"{base}/userinfo",
         "siwe_nonce_endpoint": f"{base}/siwe/nonce",
         "siwe_verify_endpoint": f"{base}/siwe/verify",
-        "scopes_supported": list(settings.scopes),
+        "scopes_supported": policy.scopes_supported(),
+        "authorization_details_types_supported": policy.authorization_details_types_supported(),
         "response_types_supported": [],
         "grant_types_supported": ["refresh_token"],
         "subject_types_supported": ["public"],

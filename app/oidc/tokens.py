@@ -40,6 +40,8 @@ class Grant:
     # RFC 8176 methods and the authentication context class they add up to (app.mfa.acr).
     amr: tuple[str, ...] = ("siwe",)
     acr: str = "urn:portcullis:acr:wallet"
+    # RFC 9396: what the holder may do, as the policy granted (narrowed) it.
+    authorization_details: tuple[dict[str, Any], ...] = ()
 
     @property
     def subject(self) -> str:
@@ -89,6 +91,8 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
     }
     if grant.compliance is not None:
         claims["compliance"] = grant.compliance
+    if grant.authorization_details:
+        claims["authorization_details"] = list(grant.authorization_details)
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 

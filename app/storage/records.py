@@ -27,6 +27,7 @@ class RefreshRecord:
     # say what the sign-in proved, never more.
     amr: str = "siwe"
     acr: str = "urn:portcullis:acr:wallet"
+    authorization_details: str = "[]"  # RFC 9396 details granted at sign-in (JSON)
 
 
 @dataclass(frozen=True, slots=True)

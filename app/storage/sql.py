@@ -161,6 +161,7 @@ class SqlStore(SqlAuditLog):
                     expires_at=old.expires_at,
                     amr=old.amr,
                     acr=old.acr,
+                    authorization_details=old.authorization_details,
                 )
                 await conn.execute(_REFRESH_INSERT, _refresh_values(new))
                 await append(conn, audit(new), self.hasher)
@@ -279,6 +280,7 @@ _REFRESH_COLUMNS = (
     RefreshToken.revoked_at,
     RefreshToken.amr,
     RefreshToken.acr,
+    RefreshToken.authorization_details,
 )
 
 
@@ -296,6 +298,7 @@ def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
         expires_at=row.expires_at,
         amr=row.amr,
         acr=row.acr,
+        authorization_details=row.authorization_details,
     )
 
 
@@ -313,4 +316,5 @@ def _refresh_values(record: RefreshRecord) -> dict[str, object]:
         "expires_at": record.expires_at,
         "amr": record.amr,
         "acr": record.acr,
+        "authorization_details": record.authorization_details,
     }

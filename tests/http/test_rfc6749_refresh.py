@@ -79,22 +79,18 @@ async def test_expired_and_unknown(harness: Harness, wallet: Any) -> None:
     assert expired.status_code == 400 and "expired" in expired.json()["error_description"]
 
 
-async def test_scope_may_narrow_but_not_widen(
-    tmp_path: Any, clock: Any, sqlite_url: str, wallet: Any
-) -> None:
-    settings = make_settings(
-        tmp_path, database_url=sqlite_url, scopes=["openid", "trade:read", "trade:write"]
-    )
-    async with running_app(settings, clock) as h:
-        tokens = await sign_in(h, wallet, scope="openid trade:read")
-        wider = await refresh(h, tokens["refresh_token"], scope="openid trade:write")
-        assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
-        # the refused request rotated nothing: the same token still works
-        narrow = await refresh(h, tokens["refresh_token"], scope="openid")
-        assert narrow.status_code == 200 and narrow.json()["scope"] == "openid"
-        # the family keeps the original grant
-        again = await refresh(h, narrow.json()["refresh_token"])
-        assert again.json()["scope"] == "openid trade:read"
+async def test_scope_may_narrow_but_not_widen(harness: Harness, wallet: Any) -> None:
+    # the default policy grants profile to any wallet that is not sanctioned
+    tokens = await sign_in(harness, wallet, scope="openid profile")
+    assert tokens["scope"] == "openid profile"
+    wider = await refresh(harness, tokens["refresh_token"], scope="openid perps:trade")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # the refused request rotated nothing: the same token still works
+    narrow = await refresh(harness, tokens["refresh_token"], scope="openid")
+    assert narrow.status_code == 200 and narrow.json()["scope"] == "openid"
+    # the family keeps the original grant
+    again = await refresh(harness, narrow.json()["refresh_token"])
+    assert again.json()["scope"] == "openid profile"
 
 
 async def test_token_request_errors(harness: Harness) -> None:
