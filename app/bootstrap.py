@@ -23,7 +23,9 @@ from app.mfa.webauthn import RelyingParty
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
+from app.risk.geo import StaticCidrTable
 from app.risk.guard import build_guard
+from app.risk.history import SqlSignInHistory
 from app.settings import ChainSettings, Settings
 from app.storage import migrate
 from app.storage.db import create_engine
@@ -106,6 +108,9 @@ async def start(
         chains=chain_access(settings, clock, dev_chain),
         guard=build_guard(settings, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
+        sign_in_history=SqlSignInHistory(engine),
+        # A static CIDR table in development; production plugs a real lookup in here (docs/RISK.md).
+        ip_country=StaticCidrTable.development() if settings.mode == "development" else StaticCidrTable({}),
         mfa=MfaService(
             clock=clock,
             store=SqlFactorStore(engine, entry_hash, store.write_lock),

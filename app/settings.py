@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     lock_ip_threshold: float = Field(default=30.0, gt=0)
     lock_cooldown_seconds: int = Field(default=900, ge=1, le=86400)
 
+    # Risk-based step-up (docs/RISK.md): scores at which a sign-in needs a second factor, or is refused.
+    risk_step_up_at: int = Field(default=40, ge=1)
+    risk_deny_at: int = Field(default=70, ge=1)
+
     # WebAuthn relying party (app/mfa): rp id (default: the issuer's host) and the exact page origins
     # ceremonies run on (default: the issuer's origin).
     webauthn_rp_id: str = ""

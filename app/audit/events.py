@@ -101,6 +101,10 @@ class Auditor:
             data=data or {},
         )
 
+    def network(self, ip: str | None) -> str | None:
+        """The key the log stores for a client IP (per PORTCULLIS_AUDIT_IP), as the risk engine matches it."""
+        return self._ip(ip)
+
     def _ip(self, ip: str | None) -> str | None:
         if not ip:
             return None

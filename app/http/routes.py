@@ -56,6 +56,7 @@ async def siwe_verify(request: Request) -> Response:
         acr_values=string_field(body, "acr_values"),
         max_age=max_age,
         authorization_details=body.get("authorization_details"),
+        device_id=string_field(body, "device_id"),
     )
     p, meta = _provider(request), _meta(request)
     await p.guard.admit("verify", ip=meta.ip, client_id=req.client_id)

@@ -14,7 +14,9 @@ from app.mfa.service import MfaService
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
+from app.risk.geo import IpCountry
 from app.risk.guard import Guard
+from app.risk.history import SignInHistory
 from app.settings import Settings
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
@@ -44,6 +46,8 @@ class Provider:
     mfa: MfaService
     guard: Guard
     trading_policy: Policy
+    sign_in_history: SignInHistory
+    ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)

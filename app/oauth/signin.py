@@ -18,7 +18,7 @@ from app.chain import wallets
 from app.chain.types import ChainUnavailable
 from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
 from app.mfa import acr
-from app.oauth import compliance, stepup, trading
+from app.oauth import compliance, risk, stepup, trading
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant, did_pkh
@@ -175,6 +175,7 @@ class SignInRequest:
     scope: str | None = None
     second_factor: Any = None  # {"type": "totp"|"recovery", "code"} or {"type": "webauthn", "credential"}
     authorization_details: Any = None  # RFC 9396: a JSON array (or its JSON text)
+    device_id: str | None = None  # the client's stable device id (a cookie's value); only its hash is kept
     acr_values: str | None = None
     max_age: int | None = None
 
@@ -245,6 +246,12 @@ async def _sign_in(
     session_acr = verification.acr if verification is not None else acr.ACR_WALLET
     attempt.data["amr"] = list(amr)
     stepup.require(session_acr, now, now, req.acr_values, req.max_age)
+    claim = decision.claim() if decision is not None else None
+    assessment = await risk.assess_sign_in(p, subject, meta, req.device_id, wallet, claim, now)
+    attempt.data["risk"] = assessment.to_audit()
+    if req.device_id:
+        attempt.data["device"] = events.sha256_hex(req.device_id)
+    await risk.enforce(p, assessment, subject, session_acr)
     auth = AuthContext(acr=session_acr, amr=tuple(amr), auth_time=now)
     ruling = trading.for_sign_in(p, decision, scopes, details, auth, now)
     attempt.data["policy"] = ruling.to_audit()
@@ -260,6 +267,7 @@ async def _sign_in(
         amr=amr,
         acr=session_acr,
         authorization_details=tuple(ruling.granted_details),
+        risk_level=assessment.level,
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)

@@ -42,6 +42,7 @@ class Grant:
     acr: str = "urn:portcullis:acr:wallet"
     # RFC 9396: what the holder may do, as the policy granted (narrowed) it.
     authorization_details: tuple[dict[str, Any], ...] = ()
+    risk_level: str | None = None  # low / medium / high at sign-in (the level only, docs/RISK.md)
 
     @property
     def subject(self) -> str:
@@ -93,6 +94,8 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         claims["compliance"] = grant.compliance
     if grant.authorization_details:
         claims["authorization_details"] = list(grant.authorization_details)
+    if grant.risk_level is not None:
+        claims["risk_level"] = grant.risk_level
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 
