@@ -20,6 +20,8 @@ from app.chain.devchain import DevChain, DevChainProvider
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
+from app.oauth.client_auth import MemoryAssertionJtiStore
+from app.oauth.clients import ClientRegistry, load_clients
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
@@ -109,6 +111,8 @@ async def start(
         guard=build_guard(settings, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         sign_in_history=SqlSignInHistory(engine),
+        client_registry=load_clients(settings.clients_file) if settings.clients_file else ClientRegistry([]),
+        assertion_jtis=MemoryAssertionJtiStore(clock),
         # A static CIDR table in development; production plugs a real lookup in here (docs/RISK.md).
         ip_country=StaticCidrTable.development() if settings.mode == "development" else StaticCidrTable({}),
         mfa=MfaService(

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Registered (confidential) clients: a JSON file (docs/CLIENTS.md). PORTCULLIS_CLIENTS lists public ones.
+    clients_file: Path | None = None
+
     # The trading policy (docs/POLICY.md): scopes, their requirements and the authorization details rules.
     # Default: the shipped policy/default.toml.
     policy_file: Path | None = None

@@ -25,6 +25,7 @@ TOKEN_REFRESHED = "token.refreshed"  # noqa: S105 (event names, not secrets)
 TOKEN_REFRESH_FAILED = "token.refresh_failed"  # noqa: S105
 TOKEN_FAMILY_REVOKED = "token.family_revoked"  # noqa: S105
 SUBJECT_REVOKED = "token.subject_revoked"
+TOKEN_INTROSPECTED = "token.introspected"  # noqa: S105
 CHAIN_CHANGE = "chain.change"
 RISK_LOCKED = "risk.locked"
 KEY_ACTIVATED = "key.activated"

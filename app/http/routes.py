@@ -12,7 +12,7 @@ from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
 from app.http.errors import NO_STORE
 from app.http.mfa import mfa_routes
-from app.oauth import refresh, signin
+from app.oauth import introspection, refresh, signin
 from app.oauth.provider import Provider
 from app.oidc import discovery, userinfo
 
@@ -79,6 +79,22 @@ async def token(request: Request) -> Response:
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
 
+async def introspection_endpoint(request: Request) -> Response:
+    p, meta = _provider(request), _meta(request)
+    form = await read_form(request)
+    await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
+    answer = await introspection.introspect(p, form, request.headers.get("authorization"), meta)
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def revocation_endpoint(request: Request) -> Response:
+    p, meta = _provider(request), _meta(request)
+    form = await read_form(request)
+    await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
+    await introspection.revoke(p, form, request.headers.get("authorization"), meta)
+    return Response(status_code=200, headers=NO_STORE)
+
+
 async def userinfo_endpoint(request: Request) -> Response:
     p = _provider(request)
     header = request.headers.get("authorization", "")
@@ -131,6 +147,8 @@ ROUTES = [
     Route("/siwe/verify", siwe_verify, methods=["POST"]),
     Route("/token", token, methods=["POST"]),
     Route("/userinfo", userinfo_endpoint, methods=["GET", "POST"]),
+    Route("/introspect", introspection_endpoint, methods=["POST"]),
+    Route("/revoke", revocation_endpoint, methods=["POST"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
 ]

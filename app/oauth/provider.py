@@ -11,6 +11,8 @@ from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
 from app.errors import InvalidClient
 from app.mfa.service import MfaService
+from app.oauth.client_auth import AssertionJtiStore
+from app.oauth.clients import ClientRegistry
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
@@ -47,6 +49,8 @@ class Provider:
     guard: Guard
     trading_policy: Policy
     sign_in_history: SignInHistory
+    client_registry: ClientRegistry
+    assertion_jtis: AssertionJtiStore
     ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore

@@ -116,6 +116,7 @@ async def _rotate(
         amr=tuple(record.amr.split()),
         acr=record.acr,
         authorization_details=tuple(ruling.granted_details),
+        session_id=record.family_id,
     )
     return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
 

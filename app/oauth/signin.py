@@ -7,6 +7,7 @@ The nonce is consumed and the refresh token stored in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -271,6 +272,7 @@ async def _sign_in(
     )
     refresh_token = p.entropy.token(32)
     refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
+    grant = dataclasses.replace(grant, session_id=refresh.family_id)
     jti = p.entropy.token(16)
     audit = p.auditor.event(
         events.SIGNIN_SUCCEEDED,

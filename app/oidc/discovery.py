@@ -32,6 +32,9 @@ CLAIMS_SUPPORTED = [
 ]
 
 
+CONFIDENTIAL_AUTH = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
+
+
 def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
     base = settings.issuer
     return {
@@ -39,6 +42,10 @@ def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
         "jwks_uri": f"{base}/jwks",
         "token_endpoint": f"{base}/token",
         "userinfo_endpoint": f"{base}/userinfo",
+        "introspection_endpoint": f"{base}/introspect",
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH,
+        "revocation_endpoint": f"{base}/revoke",
+        "revocation_endpoint_auth_methods_supported": [*CONFIDENTIAL_AUTH, "none"],
         "siwe_nonce_endpoint": f"{base}/siwe/nonce",
         "siwe_verify_endpoint": f"{base}/siwe/verify",
         "scopes_supported": policy.scopes_supported(),

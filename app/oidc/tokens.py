@@ -43,6 +43,8 @@ class Grant:
     # RFC 9396: what the holder may do, as the policy granted (narrowed) it.
     authorization_details: tuple[dict[str, Any], ...] = ()
     risk_level: str | None = None  # low / medium / high at sign-in (the level only, docs/RISK.md)
+    # The refresh-token family this token belongs to (OIDC `sid`): introspection and revocation follow it.
+    session_id: str | None = None
 
     @property
     def subject(self) -> str:
@@ -96,6 +98,8 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         claims["authorization_details"] = list(grant.authorization_details)
     if grant.risk_level is not None:
         claims["risk_level"] = grant.risk_level
+    if grant.session_id is not None:
+        claims["sid"] = grant.session_id
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 
@@ -126,6 +130,8 @@ def mint_id_token(
         claims["nonce"] = oidc_nonce
     if grant.compliance is not None:
         claims["compliance"] = grant.compliance
+    if grant.session_id is not None:
+        claims["sid"] = grant.session_id
     return _sign(ring, claims, typ="JWT")
 
 

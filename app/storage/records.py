@@ -160,6 +160,14 @@ class AuthStore(Protocol):
         """Revoke every live refresh-token family of ``subject`` (e.g. the registry revoked the wallet)."""
         ...
 
+    async def family_active(self, family_id: str, now: datetime) -> bool:
+        """Is the session (refresh-token family) still live: not revoked, not expired?"""
+        ...
+
+    async def refresh_usable(self, token_hash: str, now: datetime) -> bool:
+        """Is this refresh token the family's current one (not rotated, not revoked, not expired)?"""
+        ...
+
     async def find_refresh(self, token_hash: str) -> RefreshRecord | None:
         """A refresh token's record, whatever its state (read only)."""
         ...

@@ -200,6 +200,35 @@ class SqlStore(SqlAuditLog):
             await append(conn, audit, self.hasher)
             return int(result.rowcount)  # type: ignore[attr-defined]
 
+    async def family_active(self, family_id: str, now: datetime) -> bool:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(RefreshToken.token_hash)
+                    .where(
+                        RefreshToken.family_id == family_id,
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                    )
+                    .limit(1)
+                )
+            ).first()
+        return row is not None
+
+    async def refresh_usable(self, token_hash: str, now: datetime) -> bool:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(RefreshToken.token_hash).where(
+                        RefreshToken.token_hash == token_hash,
+                        RefreshToken.rotated_at.is_(None),
+                        RefreshToken.revoked_at.is_(None),
+                        RefreshToken.expires_at > now,
+                    )
+                )
+            ).first()
+        return row is not None
+
     async def find_refresh(self, token_hash: str) -> RefreshRecord | None:
         async with self.engine.connect() as conn:
             row = (

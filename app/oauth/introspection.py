@@ -1,0 +1,140 @@
+"""RFC 7662 token introspection and RFC 7009 token revocation.
+
+Introspection is for registered (authenticated) clients only. An access token is active while its
+signature and expiry hold, its session (the refresh-token family named by ``sid``) is live, and, on a chain
+with compliance sources, its wallet is still eligible. Revocation accepts a refresh token (its family ends)
+or an access token (its session ends); it answers 200 whatever the token was (RFC 7009 section 2.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.audit import events
+from app.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
+from app.oauth import compliance
+from app.oauth.client_auth import authenticate
+from app.oauth.clients import Client
+from app.oauth.provider import Provider, secret_hash
+from app.oidc.tokens import validate_access_token
+
+MAX_TOKEN = 8192
+
+
+async def _registered_client(p: Provider, form: dict[str, str], authorization: str | None) -> Client:
+    return await authenticate(
+        p.client_registry,
+        authorization_header=authorization,
+        form=form,
+        issuer=p.settings.issuer,
+        token_endpoint=f"{p.settings.issuer}/token",
+        now=p.clock.now(),
+        jti_store=p.assertion_jtis,
+    )
+
+
+def _token(form: dict[str, str]) -> str:
+    token = form.get("token")
+    if not token:
+        raise InvalidRequest("token is required")
+    if len(token) > MAX_TOKEN:
+        raise InvalidRequest("token is too long")
+    return token
+
+
+async def introspect(
+    p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
+) -> dict[str, Any]:
+    client = await _registered_client(p, form, authorization)
+    token = _token(form)
+    answer = await _access_token_state(p, token) or await _refresh_token_state(p, token)
+    if answer is None:
+        # Introspected-inactive is a security signal worth keeping (someone holds a dead or forged token).
+        await p.audit_log.record(
+            p.auditor.event(
+                events.TOKEN_INTROSPECTED, events.SUCCESS, meta, reason="inactive", client_id=client.client_id
+            )
+        )
+        return {"active": False}
+    return answer
+
+
+async def _access_token_state(p: Provider, token: str) -> dict[str, Any] | None:
+    now = p.clock.now()
+    try:
+        claims = validate_access_token(p.keys.ring, p.policy, token, now)
+    except InvalidToken:
+        return None
+    sid = claims.get("sid")
+    if isinstance(sid, str) and not await p.store.family_active(sid, now):
+        return None
+    chain_id, address = claims.get("chain_id"), claims.get("wallet_address")
+    if isinstance(chain_id, int) and isinstance(address, str):
+        decision = await compliance.decide(p, chain_id, address)
+        if decision is not None and not decision.eligible:
+            return None
+    keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "amr", "auth_time", "sid")
+    extra = ("authorization_details", "compliance", "cnf", "wallet_address", "chain_id", "risk_level")
+    return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in keep + extra if k in claims}}
+
+
+async def _refresh_token_state(p: Provider, token: str) -> dict[str, Any] | None:
+    held = await p.store.find_refresh(secret_hash(token))
+    now = p.clock.now()
+    if held is None or not await p.store.family_active(held.family_id, now):
+        return None
+    if not await p.store.refresh_usable(held.token_hash, now):
+        return None
+    return {
+        "active": True,
+        "token_type": "refresh_token",
+        "scope": held.scope,
+        "client_id": held.client_id,
+        "sub": held.subject,
+        "exp": int(held.expires_at.timestamp()),
+        "iat": int(held.issued_at.timestamp()),
+        "sid": held.family_id,
+    }
+
+
+async def revoke(
+    p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
+) -> None:
+    client_id = await _revoking_client(p, form, authorization)
+    token = _token(form)
+    now = p.clock.now()
+    family: str | None = None
+    held = await p.store.find_refresh(secret_hash(token))
+    if held is not None and held.client_id == client_id:
+        family = held.family_id
+    else:
+        try:
+            claims = validate_access_token(p.keys.ring, p.policy, token, now)
+        except InvalidToken:
+            claims = {}
+        if claims.get("client_id") == client_id and isinstance(claims.get("sid"), str):
+            family = claims["sid"]
+    if family is None:
+        return  # RFC 7009 section 2.2: invalid tokens (or another client's) do not cause an error
+    audit = p.auditor.event(
+        events.TOKEN_FAMILY_REVOKED,
+        events.SUCCESS,
+        meta,
+        reason="revoked_by_client",
+        client_id=client_id,
+        session=family,
+        at=now,
+    )
+    await p.store.revoke_family(family, now, "revoked_by_client", audit)
+
+
+async def _revoking_client(p: Provider, form: dict[str, str], authorization: str | None) -> str:
+    """A registered client authenticates; a public SIWE client (PORTCULLIS_CLIENTS) names itself."""
+    client_id = form.get("client_id")
+    public = authorization is None and "client_assertion" not in form and "client_secret" not in form
+    if public and client_id and client_id in p.settings.clients:
+        return client_id
+    try:
+        return (await _registered_client(p, form, authorization)).client_id
+    except OAuthError:
+        raise InvalidClient("client authentication failed") from None
