@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
@@ -314,36 +315,10 @@ _REFRESH_COLUMNS = (
 
 
 def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
-    return RefreshRecord(
-        token_hash=row.token_hash,
-        family_id=row.family_id,
-        client_id=row.client_id,
-        subject=row.subject,
-        address=row.address,
-        chain_id=int(row.chain_id),
-        scope=row.scope,
-        auth_time=row.auth_time,
-        issued_at=row.issued_at,
-        expires_at=row.expires_at,
-        amr=row.amr,
-        acr=row.acr,
-        authorization_details=row.authorization_details,
-    )
+    values = row._mapping
+    return RefreshRecord(**{f.name: values[f.name] for f in dataclasses.fields(RefreshRecord)})
 
 
 def _refresh_values(record: RefreshRecord) -> dict[str, object]:
-    return {
-        "token_hash": record.token_hash,
-        "family_id": record.family_id,
-        "client_id": record.client_id,
-        "subject": record.subject,
-        "address": record.address,
-        "chain_id": record.chain_id,
-        "scope": record.scope,
-        "auth_time": record.auth_time,
-        "issued_at": record.issued_at,
-        "expires_at": record.expires_at,
-        "amr": record.amr,
-        "acr": record.acr,
-        "authorization_details": record.authorization_details,
-    }
+    # RefreshRecord's fields are the refresh_tokens columns a new row sets, one for one.
+    return dataclasses.asdict(record)
