@@ -80,6 +80,7 @@ class RefreshToken(Base):
     amr: Mapped[str] = mapped_column(String(255), server_default="siwe")
     acr: Mapped[str] = mapped_column(String(64), server_default="urn:portcullis:acr:wallet")
     authorization_details: Mapped[str] = mapped_column(Text, server_default="[]")
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):

@@ -28,6 +28,7 @@ class RefreshRecord:
     amr: str = "siwe"
     acr: str = "urn:portcullis:acr:wallet"
     authorization_details: str = "[]"  # RFC 9396 details granted at sign-in (JSON)
+    dpop_jkt: str | None = None  # RFC 9449 section 5: the key a public client's refresh token is bound to
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,7 @@ class SqlStore(SqlAuditLog):
                     amr=old.amr,
                     acr=old.acr,
                     authorization_details=old.authorization_details,
+                    dpop_jkt=old.dpop_jkt,
                 )
                 await conn.execute(_REFRESH_INSERT, _refresh_values(new))
                 await append(conn, audit(new), self.hasher)
@@ -311,6 +312,7 @@ _REFRESH_COLUMNS = (
     RefreshToken.amr,
     RefreshToken.acr,
     RefreshToken.authorization_details,
+    RefreshToken.dpop_jkt,
 )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.storage import models_mfa  # noqa: F401  (registers the MFA tables on Base.metadata)
+from app.storage import (
+    models_authz,  # noqa: F401  (the authorization-flow tables)
+    models_mfa,  # noqa: F401  (registers the MFA tables on Base.metadata)
+)
 from app.storage.models import Base
 
 connection = context.config.attributes.get("connection")
