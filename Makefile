@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 NODE_STAMP := contracts/node_modules/.installed
+RP_STAMP   := tests/integration/rp/node_modules/.installed
 
-.PHONY: run test check lint typecheck bench clean contracts-deps
+.PHONY: run test check lint typecheck bench clean contracts-deps rp-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,15 @@ contracts-deps:
 	    npm ci --prefix contracts --no-audit --no-fund && touch $(NODE_STAMP); fi; \
 	else echo "npm not found: contract and chain tests will be skipped"; fi
 
-test: $(STAMP) contracts-deps
+# The browser end-to-end tests drive a certified FAPI 2.0 RP (openid-client) and Chromium (playwright-core)
+# from Node. Without npm, or without /usr/bin/chromium, they are skipped with that reason.
+rp-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -f $(RP_STAMP) ] || [ tests/integration/rp/package-lock.json -nt $(RP_STAMP) ]; then \
+	    npm ci --prefix tests/integration/rp --no-audit --no-fund && touch $(RP_STAMP); fi; \
+	else echo "npm not found: the openid-client and browser tests will be skipped"; fi
+
+test: $(STAMP) contracts-deps rp-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 check: lint typecheck

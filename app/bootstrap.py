@@ -5,6 +5,7 @@ Shared by the server's lifespan and the CLI, so both work on exactly the same da
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.client_auth import MemoryAssertionJtiStore
 from app.oauth.clients import ClientRegistry, load_clients
+from app.oauth.dpop import MemoryJtiStore
 from app.oauth.provider import KeyHolder, Provider
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
@@ -33,6 +35,7 @@ from app.storage import migrate
 from app.storage.db import create_engine
 from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
+from app.storage.sql_authz import SqlAuthzStore
 from app.storage.sql_mfa import SqlFactorStore
 
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
@@ -127,6 +130,9 @@ async def start(
         ),
         audit_log=store,
         checkpoint_store=store,
+        authz=SqlAuthzStore.beside(store),
+        dpop_jtis=MemoryJtiStore(clock),
+        dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
     )
     assert settings.audit_checkpoint_file is not None
     checkpointer = checkpoints.Checkpointer(

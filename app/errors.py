@@ -147,3 +147,52 @@ class TemporarilyUnavailable(OAuthError):
 
     error = "temporarily_unavailable"
     status = 503
+
+
+class UnauthorizedClient(OAuthError):
+    """RFC 6749 section 5.2: the client may not use this grant type (or response type)."""
+
+    error = "unauthorized_client"
+    status = 400
+
+
+class UnsupportedResponseType(OAuthError):
+    """RFC 6749 section 4.1.2.1: only ``code`` is supported."""
+
+    error = "unsupported_response_type"
+    status = 400
+
+
+class AccessDenied(OAuthError):
+    """RFC 6749 section 4.1.2.1: the user (or the server's policy) refused the request."""
+
+    error = "access_denied"
+    status = 403
+
+
+class LoginRequired(OAuthError):
+    """OIDC Core 3.1.2.6: ``prompt=none`` but the user must sign in (there are no silent sessions here)."""
+
+    error = "login_required"
+    status = 400
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 section 2: the ``resource`` is not an absolute URI without a fragment, or not acceptable."""
+
+    error = "invalid_target"
+    status = 400
+
+
+class RequestNotSupported(OAuthError):
+    """OIDC Core 6: request objects (``request``) are not supported; push the request instead (RFC 9126)."""
+
+    error = "request_not_supported"
+    status = 400
+
+
+class InvalidRequestUri(OAuthError):
+    """RFC 9126 section 4: the ``request_uri`` is unknown, used, expired or another client's."""
+
+    error = "invalid_request_uri"
+    status = 400

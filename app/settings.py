@@ -137,6 +137,13 @@ class Settings(BaseSettings):
 
     # Registered (confidential) clients: a JSON file (docs/CLIENTS.md). PORTCULLIS_CLIENTS lists public ones.
     clients_file: Path | None = None
+    # The authorization-code flow (docs/AUTHORIZE.md). FAPI 2.0: every client must push its request (PAR,
+    # RFC 9126); a client can also require it for itself. Codes live at most 60 s (FAPI 2.0 5.3.2.1).
+    require_par: bool = False
+    par_ttl_seconds: int = Field(default=60, ge=10, le=600)
+    authorization_code_ttl_seconds: int = Field(default=60, ge=5, le=60)
+    # RFC 9449 section 8: require DPoP proofs at the token endpoint to carry a server-issued nonce.
+    dpop_nonces: bool = False
 
     # The trading policy (docs/POLICY.md): scopes, their requirements and the authorization details rules.
     # Default: the shipped policy/default.toml.

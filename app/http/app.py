@@ -15,6 +15,7 @@ from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes
 from app.clock import Clock, Entropy
 from app.http.errors import HANDLERS, unexpected_error
+from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
 from app.oauth import compliance
@@ -32,6 +33,7 @@ def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
     routes = list(ROUTES)
+    pages = Pages()  # read once per app, before the first request
     dev_chain = None
     if settings.mode == "development" and settings.dev_chain:
         # Development only: an in-process EVM with the registry; its JSON-RPC is served for the CLI.
@@ -42,6 +44,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
+        app.state.pages = pages
         app.state.dev_chain = dev_chain
         app.state.runtime_checkpointer = runtime.checkpointer
         stop = asyncio.Event()
@@ -103,5 +106,6 @@ async def _housekeeping(p: Provider, secret: bytes) -> None:
             if since_purge >= PURGE_INTERVAL:
                 since_purge = timedelta(0)
                 await p.store.purge_expired(p.clock.now())
+                await p.authz.purge_expired(p.clock.now())
         except Exception:  # housekeeping must never kill the server; requests fail closed on their own
             log.exception("housekeeping failed")

@@ -7,12 +7,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
-from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, UnsupportedGrantType
+from app.errors import InvalidRequest, TemporarilyUnavailable
+from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
 from app.http.errors import NO_STORE
 from app.http.mfa import mfa_routes
-from app.oauth import introspection, refresh, signin
+from app.oauth import bearer, introspection, signin
 from app.oauth.provider import Provider
 from app.oidc import discovery, userinfo
 
@@ -64,21 +65,6 @@ async def siwe_verify(request: Request) -> Response:
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
 
-async def token(request: Request) -> Response:
-    p, meta = _provider(request), _meta(request)
-    form = await read_form(request)
-    await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
-    grant_type = form.get("grant_type")
-    if not grant_type:
-        raise InvalidRequest("grant_type is required")
-    if grant_type != "refresh_token":
-        raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
-    tokens = await refresh.refresh(
-        p, form.get("refresh_token"), form.get("client_id"), form.get("scope"), meta
-    )
-    return JSONResponse(tokens.to_json(), headers=NO_STORE)
-
-
 async def introspection_endpoint(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     form = await read_form(request)
@@ -97,12 +83,14 @@ async def revocation_endpoint(request: Request) -> Response:
 
 async def userinfo_endpoint(request: Request) -> Response:
     p = _provider(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        raise MissingToken("a Bearer access token is required (RFC 6750)")
-    claims = userinfo.userinfo(p.keys.ring, p.policy, value.strip(), p.clock.now())
-    return JSONResponse(claims, headers=NO_STORE)
+    claims = await bearer.access_claims(
+        p,
+        request.headers.get("authorization"),
+        request.headers.getlist("dpop"),
+        method=request.method,
+        path="/userinfo",
+    )
+    return JSONResponse(userinfo.userinfo(claims), headers=NO_STORE)
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -140,12 +128,12 @@ async def ready(request: Request) -> Response:
 
 ROUTES = [
     *mfa_routes(_meta),
+    *authorize_routes(_meta),
     Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
     Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
     Route("/jwks", jwks, methods=["GET"]),
     Route("/siwe/nonce", siwe_nonce, methods=["POST"]),
     Route("/siwe/verify", siwe_verify, methods=["POST"]),
-    Route("/token", token, methods=["POST"]),
     Route("/userinfo", userinfo_endpoint, methods=["GET", "POST"]),
     Route("/introspect", introspection_endpoint, methods=["POST"]),
     Route("/revoke", revocation_endpoint, methods=["POST"]),

@@ -255,6 +255,7 @@ async def verify_proof(
     jti_store: JtiStore,
     access_token: str | None = None,
     nonce: str | None = None,
+    accepted_nonces: Collection[str] = (),
     allowed_algs: Collection[str] = DEFAULT_ALGS,
     iat_window: timedelta = timedelta(seconds=60),
 ) -> DpopProof:
@@ -263,7 +264,8 @@ async def verify_proof(
     ``proof`` is the single ``DPoP`` header value (see ``single_proof``), ``method`` and ``url`` the
     request's. ``access_token`` (resource servers) requires a matching ``ath``; the caller still compares
     the returned ``jkt`` with the token's ``cnf.jkt``. ``nonce`` (when the server issues nonces) must be
-    echoed in the ``nonce`` claim, else ``UseDpopNonce``. The ``jti`` is recorded only once every other
+    echoed in the ``nonce`` claim (or one of ``accepted_nonces``, e.g. the previous one), else
+    ``UseDpopNonce``. The ``jti`` is recorded only once every other
     check has passed, so a refused proof does not use it up.
     """
     algs = tuple(a for a in allowed_algs if a in _KEY_TYPES)
@@ -327,7 +329,9 @@ async def verify_proof(
 
     if nonce is not None:
         sent = claims.get("nonce")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
+        if not isinstance(sent, str) or not any(
+            hmac.compare_digest(sent.encode(), n.encode()) for n in (nonce, *accepted_nonces)
+        ):
             description = "a DPoP nonce is required" if sent is None else "the DPoP nonce is stale or wrong"
             raise UseDpopNonce(description, nonce=nonce, resource_server=rs, algs=algs)
 

@@ -62,7 +62,7 @@ async def introspect(
 async def _access_token_state(p: Provider, token: str) -> dict[str, Any] | None:
     now = p.clock.now()
     try:
-        claims = validate_access_token(p.keys.ring, p.policy, token, now)
+        claims = validate_access_token(p.keys.ring, p.policy, token, now, any_audience=True)
     except InvalidToken:
         return None
     sid = claims.get("sid")
@@ -75,7 +75,8 @@ async def _access_token_state(p: Provider, token: str) -> dict[str, Any] | None:
             return None
     keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "amr", "auth_time", "sid")
     extra = ("authorization_details", "compliance", "cnf", "wallet_address", "chain_id", "risk_level")
-    return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in keep + extra if k in claims}}
+    token_type = "DPoP" if "cnf" in claims else "Bearer"
+    return {"active": True, "token_type": token_type, **{k: claims[k] for k in keep + extra if k in claims}}
 
 
 async def _refresh_token_state(p: Provider, token: str) -> dict[str, Any] | None:
@@ -109,7 +110,7 @@ async def revoke(
         family = held.family_id
     else:
         try:
-            claims = validate_access_token(p.keys.ring, p.policy, token, now)
+            claims = validate_access_token(p.keys.ring, p.policy, token, now, any_audience=True)
         except InvalidToken:
             claims = {}
         if claims.get("client_id") == client_id and isinstance(claims.get("sid"), str):

@@ -13,6 +13,7 @@ from app.errors import InvalidClient
 from app.mfa.service import MfaService
 from app.oauth.client_auth import AssertionJtiStore
 from app.oauth.clients import ClientRegistry
+from app.oauth.dpop import JtiStore
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
@@ -20,6 +21,7 @@ from app.risk.geo import IpCountry
 from app.risk.guard import Guard
 from app.risk.history import SignInHistory
 from app.settings import Settings
+from app.storage.authz_records import AuthzStore
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
 
@@ -54,6 +56,10 @@ class Provider:
     ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
+    authz: AuthzStore
+    dpop_jtis: JtiStore
+    # Keys the stateless RFC 9449 section 8 DPoP nonces (HMAC of the time window); derived from the secret.
+    dpop_nonce_key: bytes
     policy: TokenPolicy = field(init=False)
 
     def __post_init__(self) -> None:

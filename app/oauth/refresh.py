@@ -5,7 +5,8 @@ its whole family. The family keeps its absolute expiry; a refresh may narrow the
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from app.audit import events
 from app.chain.types import ComplianceDecision
@@ -29,14 +30,31 @@ _REASONS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who presents the refresh token: an authenticated registered client, or a public SIWE client id,
+    and the DPoP key the request proved (RFC 9449 section 5), if any."""
+
+    client_id: str | None
+    authenticated: bool = False
+    dpop_jkt: str | None = None
+    access_ttl: timedelta | None = None
+
+
 async def refresh(
-    p: Provider, token: str | None, client_id: str | None, scope: str | None, meta: events.RequestMeta
+    p: Provider,
+    token: str | None,
+    client_id: str | None,
+    scope: str | None,
+    meta: events.RequestMeta,
+    holder: Holder | None = None,
 ) -> TokenResponse:
     if not token:
         raise InvalidRequest("refresh_token is required")
     now = p.clock.now()
+    holder = holder or Holder(client_id)
     try:
-        return await _rotate(p, token, client_id, scope, meta)
+        return await _rotate(p, token, holder, scope, meta)
     except RefreshUnavailable as exc:
         if exc.reason == "reused" and exc.family_id is not None:
             # A rotated token presented again has leaked: end the whole session, and say so in the log.
@@ -58,11 +76,13 @@ async def refresh(
 
 
 async def _rotate(
-    p: Provider, token: str, client_id: str | None, scope: str | None, meta: events.RequestMeta
+    p: Provider, token: str, holder: Holder, scope: str | None, meta: events.RequestMeta
 ) -> TokenResponse:
     if len(token) > MAX_REFRESH_TOKEN:
         raise RefreshUnavailable("unknown")
-    client = p.check_client(client_id)
+    client = (
+        holder.client_id if holder.authenticated and holder.client_id else p.check_client(holder.client_id)
+    )
     now = p.clock.now()
     decision = await _still_eligible(p, token, meta, now)
     successor = p.entropy.token(32)
@@ -87,7 +107,7 @@ async def _rotate(
         secret_hash(successor),
         now,
         describe,
-        check=lambda old: _scope_ok(scope, old),
+        check=lambda old: _check(scope, old, holder.dpop_jkt),
     )
     # The policy judges the family's grant again on today's facts: access only shrinks with them. Items
     # that need a fresher authentication (RFC 9470) are dropped rather than stepped up: a refresh
@@ -117,8 +137,11 @@ async def _rotate(
         acr=record.acr,
         authorization_details=tuple(ruling.granted_details),
         session_id=record.family_id,
+        cnf_jkt=holder.dpop_jkt,
     )
-    return issue_tokens(p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti)
+    return issue_tokens(
+        p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti, access_ttl=holder.access_ttl
+    )
 
 
 async def _still_eligible(
@@ -162,5 +185,8 @@ async def _record_failure(
     )
 
 
-def _scope_ok(requested: str | None, old: RefreshRecord) -> None:
+def _check(requested: str | None, old: RefreshRecord, dpop_jkt: str | None) -> None:
     narrow_scope(requested, old.scope)
+    # RFC 9449 section 5: a public client's refresh token works only with the key it was bound to.
+    if old.dpop_jkt is not None and old.dpop_jkt != dpop_jkt:
+        raise InvalidGrant("the refresh token is bound to another DPoP key")

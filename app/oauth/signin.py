@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from app import siwe
 from app.audit import events
@@ -28,10 +29,12 @@ from app.policy.rar import parse_authorization_details
 from app.storage.records import NonceUnavailable, RefreshRecord
 
 # 22 alphanumerics carry 131 bits (EIP-4361 requires >= 8 alphanumerics; we want >= 96 bits).
+T = TypeVar("T")
+
 NONCE_LENGTH = 22
 MAX_OIDC_NONCE = 255
 
-_NONCE_REASONS = {
+NONCE_REASONS = {
     "unknown": "the nonce was not issued by this server",
     "used": "the nonce has already been used",
     "expired": "the nonce has expired",
@@ -57,12 +60,12 @@ class NonceOffer:
             "domain": self.domain,
             "uri": self.uri,
             "chain_id": self.chain_id,
-            "issued_at": _rfc3339(self.issued_at),
-            "expiration_time": _rfc3339(self.expiration_time),
+            "issued_at": rfc3339(self.issued_at),
+            "expiration_time": rfc3339(self.expiration_time),
         }
 
 
-def _rfc3339(t: datetime) -> str:
+def rfc3339(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -182,12 +185,27 @@ class SignInRequest:
 
 
 async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> TokenResponse:
-    """The SIWE grant. Every refusal is recorded in the audit log with the check that failed."""
+    """The SIWE grant at POST /siwe/verify: prove the wallet, then consume the nonce and issue tokens."""
+
+    async def run(now: datetime, attempt: Attempt) -> TokenResponse:
+        attempt.client = client = p.check_client(req.client_id)
+        proven = await prove(p, req, meta, now, attempt, client=client)
+        return await _issue(p, proven, meta, now, attempt)
+
+    return await attempt_sign_in(p, meta, req.client_id, run)
+
+
+async def attempt_sign_in(
+    p: Provider,
+    meta: events.RequestMeta,
+    client_id: str | None,
+    run: Callable[[datetime, Attempt], Awaitable[T]],
+) -> T:
+    """Run a sign-in; every refusal is recorded in the audit log with the check that failed."""
     now = p.clock.now()
-    attempt = _Attempt()
-    client_id = req.client_id
+    attempt = Attempt()
     try:
-        tokens = await _sign_in(p, req, meta, now, attempt)
+        result = await run(now, attempt)
     except OAuthError as exc:
         for lock in await p.guard.failed(ip=meta.ip):
             await p.audit_log.record(
@@ -214,11 +232,11 @@ async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> 
         )
         raise
     await p.guard.redeem_nonce(meta.ip)
-    return tokens
+    return result
 
 
 @dataclass(slots=True)
-class _Attempt:
+class Attempt:
     """What is known about a sign-in so far, for the failure's audit entry (claimed, not proven)."""
 
     client: str | None = None
@@ -226,11 +244,29 @@ class _Attempt:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-async def _sign_in(
-    p: Provider, req: SignInRequest, meta: events.RequestMeta, now: datetime, attempt: _Attempt
-) -> TokenResponse:
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """A wallet sign-in that passed every check; its nonce is not consumed yet."""
+
+    grant: Grant
+    message: siwe.SiweMessage
+
+
+async def prove(
+    p: Provider,
+    req: SignInRequest,
+    meta: events.RequestMeta,
+    now: datetime,
+    attempt: Attempt,
+    *,
+    client: str,
+    nonce_hash: str | None = None,
+) -> Proven:
+    """Every check of a sign-in, in order: message, signature, nonce binding, compliance, second factor,
+    RFC 9470 step-up, risk, policy. ``nonce_hash`` binds the message to one server nonce (the hosted page's
+    authorization request); the nonce itself is consumed by the caller, in the transaction that uses it.
+    """
     text, signature = req.text, req.signature
-    attempt.client = client = p.check_client(req.client_id)
     scopes = trading.requested_scopes(p, req.scope)
     details = parse_authorization_details(req.authorization_details)
     message = check_message(p, text, now)
@@ -238,6 +274,8 @@ async def _sign_in(
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
     wallet = await check_signature(p, text, message, signature)
     attempt.data["wallet"] = wallet
+    if nonce_hash is not None and secret_hash(message.nonce) != nonce_hash:
+        raise SignInRejected("nonce_mismatch", 401, "the message does not carry this sign-in's nonce")
     decision = await compliance.require_eligible(p, message.chain_id, message.address)
     if decision is not None:
         attempt.data["compliance"] = {"block": decision.block_number, "degraded": list(decision.degraded)}
@@ -256,22 +294,28 @@ async def _sign_in(
     auth = AuthContext(acr=session_acr, amr=tuple(amr), auth_time=now)
     ruling = trading.for_sign_in(p, decision, scopes, details, auth, now)
     attempt.data["policy"] = ruling.to_audit()
-    granted_scope = ruling.scope
     grant = Grant(
         address=message.address,
         chain_id=message.chain_id,
         client_id=client,
-        scope=granted_scope,
+        scope=ruling.scope,
         auth_time=now,
-        compliance=decision.claim() if decision is not None else None,
+        compliance=claim,
         not_after=_earliest(compliance.not_after(decision), trading.lifetime_cap(ruling, now)),
         amr=amr,
         acr=session_acr,
         authorization_details=tuple(ruling.granted_details),
         risk_level=assessment.level,
     )
+    return Proven(grant, message)
+
+
+async def _issue(
+    p: Provider, proven: Proven, meta: events.RequestMeta, now: datetime, attempt: Attempt
+) -> TokenResponse:
+    grant, message, client = proven.grant, proven.message, proven.grant.client_id
     refresh_token = p.entropy.token(32)
-    refresh = _new_family_record(p, grant, secret_hash(refresh_token), now)
+    refresh = new_family_record(p, grant, secret_hash(refresh_token), now)
     grant = dataclasses.replace(grant, session_id=refresh.family_id)
     jti = p.entropy.token(16)
     audit = p.auditor.event(
@@ -282,13 +326,13 @@ async def _sign_in(
         client_id=client,
         session=refresh.family_id,
         kid=p.keys.ring.active.kid,
-        data={**attempt.data, "scope": granted_scope, "jti": jti, "acr": session_acr},
+        data={**attempt.data, "scope": grant.scope, "jti": jti, "acr": grant.acr},
         at=now,
     )
     try:
         oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh, audit)
     except NonceUnavailable as exc:
-        raise SignInRejected("nonce_mismatch", 401, _NONCE_REASONS[exc.reason]) from None
+        raise SignInRejected("nonce_mismatch", 401, NONCE_REASONS[exc.reason]) from None
     return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce, jti=jti)
 
 
@@ -297,7 +341,10 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime) -> RefreshRecord:
+def new_family_record(
+    p: Provider, grant: Grant, token_hash: str, now: datetime, *, dpop_jkt: str | None = None
+) -> RefreshRecord:
+    """The first refresh token of a new session (family); ``dpop_jkt`` binds a public client's family."""
     return RefreshRecord(
         token_hash=token_hash,
         family_id=p.entropy.token(16),
@@ -312,4 +359,5 @@ def _new_family_record(p: Provider, grant: Grant, token_hash: str, now: datetime
         amr=" ".join(grant.amr),
         acr=grant.acr,
         authorization_details=json.dumps(list(grant.authorization_details), sort_keys=True),
+        dpop_jkt=dpop_jkt,
     )

@@ -45,6 +45,10 @@ class Grant:
     risk_level: str | None = None  # low / medium / high at sign-in (the level only, docs/RISK.md)
     # The refresh-token family this token belongs to (OIDC `sid`): introspection and revocation follow it.
     session_id: str | None = None
+    # RFC 9449 section 6: the thumbprint of the DPoP key the access token is bound to (`cnf.jkt`).
+    cnf_jkt: str | None = None
+    # RFC 8707: the resource servers the access token is for (its `aud`); empty means the default audience.
+    audience: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:
@@ -80,7 +84,7 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
     claims: dict[str, Any] = {
         "iss": policy.issuer,
         "sub": grant.subject,
-        "aud": policy.audience,
+        "aud": _audience(grant.audience, policy.audience),
         "exp": _epoch(grant.expiry(now, policy.access_ttl)),
         "iat": _epoch(now),
         "auth_time": _epoch(grant.auth_time),
@@ -100,6 +104,42 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         claims["risk_level"] = grant.risk_level
     if grant.session_id is not None:
         claims["sid"] = grant.session_id
+    if grant.cnf_jkt is not None:
+        claims["cnf"] = {"jkt": grant.cnf_jkt}
+    return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
+
+
+def _audience(resources: tuple[str, ...], default: str) -> str | list[str]:
+    return (list(resources) if len(resources) > 1 else resources[0]) if resources else default
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceGrant:
+    """RFC 6749 section 4.4 client credentials: a DeFi backend acting for itself, no wallet subject."""
+
+    client_id: str
+    scope: str
+    ttl: timedelta
+    cnf_jkt: str | None = None
+    audience: tuple[str, ...] = ()
+
+
+def mint_service_token(
+    ring: KeyRing, policy: TokenPolicy, grant: ServiceGrant, now: datetime, jti: str
+) -> str:
+    """RFC 9068 section 2.2: with no resource owner, ``sub`` is the client's own id."""
+    claims: dict[str, Any] = {
+        "iss": policy.issuer,
+        "sub": grant.client_id,
+        "aud": _audience(grant.audience, policy.audience),
+        "exp": _epoch(now + grant.ttl),
+        "iat": _epoch(now),
+        "jti": jti,
+        "client_id": grant.client_id,
+        "scope": grant.scope,
+    }
+    if grant.cnf_jkt is not None:
+        claims["cnf"] = {"jkt": grant.cnf_jkt}
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 
@@ -140,8 +180,14 @@ def _sign(ring: KeyRing, claims: dict[str, Any], *, typ: str) -> str:
     return jwt.encode(claims, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
 
 
-def validate_access_token(ring: KeyRing, policy: TokenPolicy, token: str, now: datetime) -> dict[str, Any]:
-    """Check an access token we issued (RFC 9068 section 4): typ, signature, iss, aud, exp."""
+def validate_access_token(
+    ring: KeyRing, policy: TokenPolicy, token: str, now: datetime, *, any_audience: bool = False
+) -> dict[str, Any]:
+    """Check an access token we issued (RFC 9068 section 4): typ, signature, iss, aud, exp.
+
+    ``any_audience`` is for introspection, which answers for every token this server issued, whatever
+    resource it names (RFC 8707).
+    """
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
@@ -156,10 +202,15 @@ def validate_access_token(ring: KeyRing, policy: TokenPolicy, token: str, now: d
             token,
             jwt.PyJWK(jwk).key,
             algorithms=[jwk["alg"]],
-            audience=policy.audience,
+            audience=None if any_audience else policy.audience,
             issuer=policy.issuer,
             # PyJWT reads the wall clock; expiry is checked below against the injected clock instead.
-            options={"require": ["exp", "iat", "sub", "client_id"], "verify_exp": False, "verify_iat": False},
+            options={
+                "require": ["exp", "iat", "sub", "client_id"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_aud": not any_audience,
+            },
         )
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"the access token is invalid: {exc}") from None

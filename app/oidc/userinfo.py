@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from app.oidc.keys import KeyRing
-from app.oidc.tokens import TokenPolicy, validate_access_token
+from app.errors import InvalidToken
 
 
-def userinfo(ring: KeyRing, policy: TokenPolicy, access_token: str, now: datetime) -> dict[str, Any]:
-    claims = validate_access_token(ring, policy, access_token, now)
+def userinfo(claims: dict[str, Any]) -> dict[str, Any]:
+    """From a validated access token's claims; only tokens granted ``openid`` (a wallet sign-in) qualify."""
+    if "openid" not in str(claims.get("scope", "")).split():
+        raise InvalidToken("this access token was not granted the openid scope")
     return {
         "sub": claims["sub"],
         "wallet_address": claims.get("wallet_address"),

@@ -47,6 +47,10 @@ class SqlStore(SqlAuditLog):
     def write_lock(self) -> asyncio.Lock | None:
         return self._write_lock
 
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction queued like this store's own (for stores that share its engine)."""
+        return self._write()
+
     @contextlib.asynccontextmanager  # type: ignore[override]
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on any exception."""
@@ -87,18 +91,18 @@ class SqlStore(SqlAuditLog):
     ) -> str | None:
         async with self._write() as conn:
             consumed = await conn.execute(
-                _NONCE_CONSUME, {"hash": nonce_hash, "client": client_id, "now": now, "consumed": now}
+                NONCE_CONSUME, {"hash": nonce_hash, "client": client_id, "now": now, "consumed": now}
             )
             row = consumed.first()
             if row is None:
-                raise NonceUnavailable(await self._why_nonce_unavailable(conn, nonce_hash, client_id, now))
-            await conn.execute(_REFRESH_INSERT, _refresh_values(refresh))
+                raise NonceUnavailable(await self.why_nonce_unavailable(conn, nonce_hash, client_id, now))
+            await conn.execute(REFRESH_INSERT, refresh_values(refresh))
             await append(conn, audit, self.hasher)
             oidc_nonce: str | None = row[0]
             return oidc_nonce
 
     @staticmethod
-    async def _why_nonce_unavailable(
+    async def why_nonce_unavailable(
         conn: AsyncConnection, nonce_hash: str, client_id: str, now: datetime
     ) -> NonceFailure:
         found = (
@@ -165,7 +169,7 @@ class SqlStore(SqlAuditLog):
                     authorization_details=old.authorization_details,
                     dpop_jkt=old.dpop_jkt,
                 )
-                await conn.execute(_REFRESH_INSERT, _refresh_values(new))
+                await conn.execute(REFRESH_INSERT, refresh_values(new))
                 await append(conn, audit(new), self.hasher)
                 return new
             found = (
@@ -283,7 +287,7 @@ class SqlStore(SqlAuditLog):
 # Hot-path statements, built once: Core constructs with bind parameters compile once and are cached.
 _NONCES = Base.metadata.tables[Nonce.__tablename__]
 _NONCE_INSERT = insert(_NONCES)
-_NONCE_CONSUME = (
+NONCE_CONSUME = (
     update(_NONCES)
     .where(
         _NONCES.c.nonce_hash == bindparam("hash"),
@@ -294,7 +298,7 @@ _NONCE_CONSUME = (
     .values(consumed_at=bindparam("consumed"))
     .returning(_NONCES.c.oidc_nonce)
 )
-_REFRESH_INSERT = insert(Base.metadata.tables[RefreshToken.__tablename__])
+REFRESH_INSERT = insert(Base.metadata.tables[RefreshToken.__tablename__])
 
 _REFRESH_COLUMNS = (
     RefreshToken.token_hash,
@@ -321,6 +325,6 @@ def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
     return RefreshRecord(**{f.name: values[f.name] for f in dataclasses.fields(RefreshRecord)})
 
 
-def _refresh_values(record: RefreshRecord) -> dict[str, object]:
+def refresh_values(record: RefreshRecord) -> dict[str, object]:
     # RefreshRecord's fields are the refresh_tokens columns a new row sets, one for one.
     return dataclasses.asdict(record)

@@ -19,8 +19,15 @@ async def test_discovery_documents(harness: Harness) -> None:
     assert oidc["token_endpoint"] == "http://127.0.0.1:8000/token"
     assert oidc["userinfo_endpoint"] == "http://127.0.0.1:8000/userinfo"
     assert oidc["id_token_signing_alg_values_supported"] == ["ES256"]
-    assert oidc["grant_types_supported"] == ["refresh_token"]
-    assert "authorization_endpoint" not in oidc  # not implemented yet, so not advertised
+    assert oidc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
+    assert oidc["authorization_endpoint"] == "http://127.0.0.1:8000/authorize"
+    assert oidc["pushed_authorization_request_endpoint"] == "http://127.0.0.1:8000/par"
+    assert oidc["response_types_supported"] == ["code"]
+    assert oidc["code_challenge_methods_supported"] == ["S256"]  # plain is never accepted
+    assert oidc["authorization_response_iss_parameter_supported"] is True
+    assert oidc["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA", "PS256"]
+    for algs in ("token_endpoint_auth_signing_alg_values_supported", "dpop_signing_alg_values_supported"):
+        assert "none" not in oidc[algs] and not any(a.startswith("HS") for a in oidc[algs])
     for path in ("/siwe/nonce", "/siwe/verify"):
         assert any(str(v).endswith(path) for v in oidc.values())
 

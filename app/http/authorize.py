@@ -1,0 +1,160 @@
+"""HTTP face of the authorization-code flow: PAR, /authorize, the hosted page's two calls, /token.
+
+Pages (HTML) go out with a per-response CSP nonce and ``no-store``; the interaction is bound to the browser
+by a cookie scoped to its own path. Errors before a trusted redirect URI is known are rendered as a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from app.audit.events import RequestMeta
+from app.errors import InvalidRequest, OAuthError
+from app.http.body import read_form, read_json_object, string_field
+from app.http.errors import NO_STORE
+from app.http.pages import Pages
+from app.oauth import authorize, token_endpoint
+from app.oauth.authz_request import PageError
+from app.oauth.provider import Provider
+
+MetaOf = Callable[[Request], RequestMeta]
+COOKIE = "portcullis_interaction"
+
+
+def _provider(request: Request) -> Provider:
+    provider: Provider = request.app.state.provider
+    return provider
+
+
+def _pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+def _csp(nonce: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+            "img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'"
+        ),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        **NO_STORE,
+    }
+
+
+def _nonce() -> str:
+    return base64.b64encode(secrets.token_bytes(18)).decode()
+
+
+def error_page(request: Request, error: OAuthError) -> HTMLResponse:
+    nonce = _nonce()
+    status = error.status if 400 <= error.status < 500 else 400
+    body = _pages(request).error(
+        status=status, error=error.error, description=error.description, script_nonce=nonce
+    )
+    return HTMLResponse(body, status_code=status, headers=_csp(nonce))
+
+
+async def _query(request: Request) -> dict[str, str]:
+    """The authorization request's parameters: the query (GET) or the form (POST, OIDC Core 3.1.2.1)."""
+    if request.method == "POST":
+        return await read_form(request)
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(request.url.query, keep_blank_values=True):
+        if key in params:
+            raise InvalidRequest(f"parameter {key[:40]!r} appears more than once")
+        params[key] = value
+    return params
+
+
+def make_routes(meta: MetaOf) -> list[Route]:
+    async def par(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        form = await read_form(request)
+        await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
+        client = await token_endpoint.authenticate_client(p, form, request.headers.get("authorization"))
+        proof = await token_endpoint.check_proof(
+            p, request.headers.getlist("dpop"), method="POST", path="/par", required=False
+        )
+        pushed = await authorize.push(p, client, form, proof.jkt if proof else None, m)
+        headers = {**NO_STORE, **token_endpoint.nonce_headers(p)}
+        return JSONResponse(pushed.to_json(), status_code=201, headers=headers)
+
+    async def authorization(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        await p.guard.admit("nonce", ip=m.ip)
+        try:
+            started = await authorize.begin(p, await _query(request), m)
+        except PageError as exc:
+            return error_page(request, exc.error)
+        except authorize.RedirectError as exc:
+            return RedirectResponse(exc.location(p.settings.issuer), status_code=303, headers=NO_STORE)
+        except OAuthError as exc:  # a malformed query: nothing is trusted yet
+            return error_page(request, exc)
+        nonce = _nonce()
+        body = _pages(request).signin(started.view, script_nonce=nonce)
+        response = HTMLResponse(body, headers=_csp(nonce))
+        response.set_cookie(
+            COOKIE,
+            started.browser_secret,
+            max_age=int((started.expires_at - p.clock.now()).total_seconds()),
+            path=f"/authorize/interactions/{started.interaction_id}",
+            secure=urlsplit(p.settings.issuer).scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    async def interaction_signin(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        await p.guard.admit("verify", ip=m.ip)
+        body = await read_json_object(request)
+        proof = authorize.WalletProof(
+            message=string_field(body, "message", required=True) or "",
+            signature=string_field(body, "signature", required=True) or "",
+            second_factor=body.get("second_factor"),
+            device_id=string_field(body, "device_id"),
+        )
+        answer = await authorize.sign_in(
+            p, request.path_params["interaction"], request.cookies.get(COOKIE), proof, m
+        )
+        return JSONResponse(answer, headers=NO_STORE)
+
+    async def interaction_consent(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        body: dict[str, Any] = await read_json_object(request)
+        approve = body.get("approve")
+        if not isinstance(approve, bool):
+            raise InvalidRequest("approve must be true or false")
+        location = await authorize.decide(
+            p, request.path_params["interaction"], request.cookies.get(COOKIE), approve, m
+        )
+        return JSONResponse({"redirect_to": location}, headers=NO_STORE)
+
+    async def token(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        form = await read_form(request)
+        await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
+        answer = await token_endpoint.token(
+            p, form, request.headers.get("authorization"), request.headers.getlist("dpop"), m
+        )
+        return JSONResponse(answer.body, headers={**NO_STORE, **answer.headers})
+
+    return [
+        Route("/par", par, methods=["POST"]),
+        Route("/authorize", authorization, methods=["GET", "POST"]),
+        Route("/authorize/interactions/{interaction}/signin", interaction_signin, methods=["POST"]),
+        Route("/authorize/interactions/{interaction}/consent", interaction_consent, methods=["POST"]),
+        Route("/token", token, methods=["POST"]),
+    ]

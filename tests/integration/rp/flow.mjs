@@ -1,0 +1,255 @@
+// One run of a FAPI 2.0 relying party (openid-client: PAR, PKCE S256, private_key_jwt, DPoP) against a
+// running Portcullis, with a headless Chromium and an injected test wallet standing in for the user.
+//
+// Input: one JSON object on stdin (fields: see run_flow in tests/integration/test_openid_client_e2e.py).
+// Output: one JSON line on stdout, {"ok": true, ...facts} or {"ok": false, "error": "...", ...facts so far}.
+// The pytest side asserts.
+import { readFileSync } from "node:fs";
+import * as client from "openid-client";
+import { chromium } from "playwright-core";
+import { TestWallet } from "./wallet.mjs";
+
+const input = JSON.parse(readFileSync(0, "utf8"));
+const result = { ok: false, scenario: input.scenario, wire: [], console: [], requests: [] };
+const TIMEOUT = input.timeout_ms ?? 20000;
+
+function decodeJwt(token) {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
+}
+
+// Keep what went over the wire to the token endpoint, as sent (openid-client lower-cases token_type).
+async function recordingFetch(url, options) {
+  const response = await fetch(url, options);
+  const path = new URL(url).pathname;
+  if (path === "/token" || path === "/par") {
+    let body = null;
+    try {
+      body = await response.clone().json();
+    } catch {
+      body = null;
+    }
+    result.wire.push({ path, status: response.status, body });
+  }
+  return response;
+}
+
+async function relyingParty() {
+  const jwk = input.client_jwk;
+  const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  const config = await client.discovery(
+    new URL(input.issuer),
+    input.client_id,
+    {},
+    client.PrivateKeyJwt({ key, kid: jwk.kid }),
+    { execute: [client.allowInsecureRequests] },
+  );
+  config[client.customFetch] = recordingFetch;
+  const dpopKeys = await client.randomDPoPKeyPair("ES256");
+  const dpop = client.getDPoPHandle(config, dpopKeys);
+  result.dpop_public_jwk = await crypto.subtle.exportKey("jwk", dpopKeys.publicKey);
+  return { config, dpop };
+}
+
+async function authorizationRequest(config, dpop) {
+  const pkceCodeVerifier = client.randomPKCECodeVerifier();
+  const expectedState = client.randomState();
+  const expectedNonce = client.randomNonce();
+  const parameters = {
+    redirect_uri: input.redirect_uri,
+    scope: input.scope,
+    code_challenge: await client.calculatePKCECodeChallenge(pkceCodeVerifier),
+    code_challenge_method: "S256",
+    state: expectedState,
+    nonce: expectedNonce,
+    ...(input.extra_parameters ?? {}),
+  };
+  const url = await client.buildAuthorizationUrlWithPAR(config, parameters, { DPoP: dpop });
+  result.authorization_url = url.href;
+  result.state = expectedState;
+  return { url, checks: { pkceCodeVerifier, expectedState, expectedNonce, idTokenExpected: true } };
+}
+
+async function browserFor(wallet) {
+  const browser = await chromium.launch({
+    executablePath: input.chromium,
+    headless: true,
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  const context = await browser.newContext();
+  await wallet.install(context);
+  // Nothing listens on the redirect URI: the browser's navigation there is answered here and remembered.
+  await context.route(
+    (url) => url.href.startsWith(input.redirect_uri),
+    (route) => route.fulfill({ status: 200, contentType: "text/plain", body: "callback captured" }),
+  );
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("console", (msg) => {
+    if (msg.type() === "error" || msg.type() === "warning") result.console.push(msg.text());
+  });
+  page.on("pageerror", (exc) => result.console.push(`pageerror: ${exc.message}`));
+  page.on("request", (req) => result.requests.push(`${req.method()} ${new URL(req.url()).pathname}`));
+  return { browser, page };
+}
+
+async function openPage(page, url) {
+  const response = await page.goto(url.href);
+  result.page = {
+    status: response.status(),
+    csp: response.headers()["content-security-policy"] ?? null,
+    content_type: response.headers()["content-type"] ?? null,
+  };
+}
+
+// What a call that must fail answered: the OAuth error and HTTP status, or that it did not fail.
+async function failure(call) {
+  try {
+    await call();
+    return { failed: false };
+  } catch (exc) {
+    return { failed: true, error: exc.error ?? exc.code ?? exc.name, status: exc.status ?? null };
+  }
+}
+
+const visible = (page, selector) => page.locator(selector).isVisible();
+
+async function errorText(page) {
+  const box = page.locator("#error");
+  await box.waitFor({ state: "visible" });
+  return (await box.textContent()).trim();
+}
+
+async function callback(page) {
+  await page.waitForURL((url) => url.href.startsWith(input.redirect_uri));
+  const url = new URL(page.url());
+  result.callback = { url: url.href, params: Object.fromEntries(url.searchParams) };
+  return url;
+}
+
+async function tokensFor(config, dpop, callbackUrl, checks) {
+  const tokens = await client.authorizationCodeGrant(config, callbackUrl, checks, undefined, { DPoP: dpop });
+  const claims = tokens.claims();
+  result.id_token_claims = claims;
+  result.token_type = tokens.token_type;
+  result.scope = tokens.scope ?? null;
+  result.access_token_claims = decodeJwt(tokens.access_token);
+  return { tokens, claims };
+}
+
+const scenarios = {
+  // The whole FAPI 2.0 round: consent, code, tokens, userinfo, refresh, introspection, revocation.
+  async allow({ config, dpop, page, wallet }) {
+    const { url, checks } = await authorizationRequest(config, dpop);
+    await openPage(page, url);
+    await page.click("#connect");
+    await page.locator("#consent").waitFor({ state: "visible" });
+    result.consent_text = (await page.locator("#consent").innerText()).trim();
+    await page.click("#allow");
+    const callbackUrl = await callback(page);
+    const { tokens, claims } = await tokensFor(config, dpop, callbackUrl, checks);
+    // FAPI 2.0 5.3.2.2 / RFC 9126 section 4: a request_uri is good for one authorization request
+    const again = await fetch(url.href, { redirect: "manual" });
+    result.request_uri_reuse = { status: again.status, location: again.headers.get("location") };
+    result.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP: dpop });
+    // RFC 9449 section 7.1: a DPoP-bound token presented as a Bearer token is refused
+    const downgrade = await fetch(config.serverMetadata().userinfo_endpoint, {
+      headers: { Authorization: `Bearer ${tokens.access_token}` },
+    });
+    result.bearer_downgrade = { status: downgrade.status, www_authenticate: downgrade.headers.get("www-authenticate") };
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: dpop });
+    result.refreshed = {
+      token_type: refreshed.token_type,
+      access_token_differs: refreshed.access_token !== tokens.access_token,
+      refresh_token_differs: refreshed.refresh_token !== tokens.refresh_token,
+      access_token_claims: decodeJwt(refreshed.access_token),
+    };
+    result.introspection_before = await client.tokenIntrospection(config, refreshed.access_token);
+    await client.tokenRevocation(config, refreshed.access_token);
+    result.introspection_after = await client.tokenIntrospection(config, refreshed.access_token);
+    result.refresh_introspection_after = await client.tokenIntrospection(config, refreshed.refresh_token);
+    // RFC 6749 section 4.1.2: a code is redeemed once
+    result.code_replay = await failure(() =>
+      client.authorizationCodeGrant(config, callbackUrl, checks, undefined, { DPoP: dpop }),
+    );
+    result.wallet_calls = [...new Set(wallet.calls)];
+    result.signed_messages = wallet.signed;
+  },
+
+  // The user says no: the client gets error=access_denied, its state and the issuer (RFC 9207).
+  async deny({ config, dpop, page }) {
+    const { url } = await authorizationRequest(config, dpop);
+    await openPage(page, url);
+    await page.click("#connect");
+    await page.locator("#consent").waitFor({ state: "visible" });
+    await page.click("#deny");
+    await callback(page);
+  },
+
+  // A wallet on another chain is told to switch, and nothing is signed.
+  async wrong_chain({ config, dpop, page, wallet }) {
+    const { url } = await authorizationRequest(config, dpop);
+    await openPage(page, url);
+    await page.click("#connect");
+    result.error_text = await errorText(page);
+    result.consent_visible = await visible(page, "#consent");
+    result.wallet_calls = [...new Set(wallet.calls)];
+    result.signed_messages = wallet.signed;
+  },
+
+  // The user rejects the first signature request; the page says so, and a second try with the same nonce
+  // (nothing fetched again) reaches consent.
+  async retry({ config, dpop, page, wallet }) {
+    wallet.rejections = 1;
+    const { url } = await authorizationRequest(config, dpop);
+    await openPage(page, url);
+    await page.click("#connect");
+    result.error_text = await errorText(page);
+    await page.click("#connect");
+    await page.locator("#consent").waitFor({ state: "visible" });
+    result.error_visible_at_consent = await visible(page, "#error");
+    result.wallet_calls = wallet.calls;
+    result.signed_messages = wallet.signed;
+  },
+
+  // RFC 9470 step-up on the page: a wrong code is refused and shows an error, a right one reaches consent.
+  async step_up({ config, dpop, page }) {
+    const { url, checks } = await authorizationRequest(config, dpop);
+    await openPage(page, url);
+    await page.click("#connect");
+    await page.locator("#second-factor").waitFor({ state: "visible" });
+    result.factor_label = (await page.locator("label[for=second-factor]").innerText()).trim();
+    result.attempts = [];
+    for (const code of input.codes) {
+      await page.fill("#second-factor", code);
+      await page.click("#submit-factor");
+      // either consent shows or an error does; nothing else may happen
+      await page.locator("#consent:visible, #error:visible").first().waitFor();
+      if (await visible(page, "#consent")) {
+        result.attempts.push({ code, outcome: "consent" });
+        break;
+      }
+      result.attempts.push({ code, outcome: "error", error_text: await errorText(page) });
+    }
+    if (!(await visible(page, "#consent"))) return;
+    await page.click("#allow");
+    await tokensFor(config, dpop, await callback(page), checks);
+  },
+};
+
+let browser = null;
+try {
+  const wallet = new TestWallet(input.wallet_key, input.wallet_chain_id);
+  result.wallet_address = wallet.address;
+  const { config, dpop } = await relyingParty();
+  const opened = await browserFor(wallet);
+  browser = opened.browser;
+  await scenarios[input.scenario]({ config, dpop, page: opened.page, wallet });
+  result.ok = true;
+} catch (exc) {
+  result.error = `${exc.name}: ${exc.message}`;
+  if (exc.cause !== undefined) result.error_cause = exc.cause instanceof Error ? String(exc.cause) : exc.cause;
+  if (exc.code !== undefined) result.error_code = exc.code;
+} finally {
+  if (browser) await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + "\n");

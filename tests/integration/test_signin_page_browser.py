@@ -1,0 +1,130 @@
+"""The hosted sign-in page in a real browser (headless Chromium, injected EIP-1193 test wallet), driven
+through a real FAPI 2.0 authorization request by openid-client: a wallet on the wrong chain is told to
+switch and signs nothing; a rejected signature can be retried without fetching anything; an RFC 9470
+step-up (acr_values wallet+mfa) asks for the TOTP code of a wallet that enrolled one through /mfa, refuses
+a wrong code without reaching consent, and issues acr wallet+mfa for the right one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from eth_account import Account
+
+from tests.conftest import sign, siwe_text
+from tests.integration.server import ServerProcess
+from tests.integration.test_openid_client_e2e import (
+    CHAIN_ID,
+    MFA_ACR,
+    RelyingParty,
+    explain,
+    needs_rp,
+    run_flow,
+    serve,
+    wallet_subject,
+)
+
+# anvil / hardhat development accounts 3, 4 and 5: test wallets, never real funds
+CHAIN_WALLET_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
+MFA_WALLET_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
+RETRY_WALLET_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"
+
+
+@pytest.fixture(scope="module")
+def relying_party() -> RelyingParty:
+    return RelyingParty.create()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, relying_party: RelyingParty) -> Iterator[ServerProcess]:
+    with serve(tmp_path_factory.mktemp("page"), relying_party) as running:
+        yield running
+
+
+@needs_rp
+def test_wallet_on_the_wrong_chain_is_told_to_switch(
+    server: ServerProcess, relying_party: RelyingParty
+) -> None:
+    result = run_flow(server, relying_party, "wrong_chain", wallet_key=CHAIN_WALLET_KEY, wallet_chain_id=1)
+    assert result["ok"], explain(result)
+    assert f"switch your wallet to chain {CHAIN_ID}" in result["error_text"], result["error_text"]
+    assert result["consent_visible"] is False
+    assert "personal_sign" not in result["wallet_calls"] and result["signed_messages"] == []
+
+
+@needs_rp
+def test_a_rejected_signature_can_be_retried(server: ServerProcess, relying_party: RelyingParty) -> None:
+    result = run_flow(server, relying_party, "retry", wallet_key=RETRY_WALLET_KEY)
+    assert result["ok"], explain(result)
+    assert "rejected in the wallet" in result["error_text"]
+    assert result["error_visible_at_consent"] is False
+    assert result["wallet_calls"].count("personal_sign") == 2 and len(result["signed_messages"]) == 1
+    # the retry fetched nothing new: one page load, then only the sign-in call
+    page_requests = [r for r in result["requests"] if not r.startswith("GET /cb")]
+    assert page_requests == ["GET /authorize", "POST " + signin_path(result)], result["requests"]
+
+
+def signin_path(result: dict[str, Any]) -> str:
+    paths: list[str] = [r.split(" ", 1)[1] for r in result["requests"] if r.startswith("POST ")]
+    assert (
+        len(paths) == 1 and paths[0].startswith("/authorize/interactions/") and paths[0].endswith("/signin")
+    )
+    return paths[0]
+
+
+def enrol_totp(server: ServerProcess, key: str) -> pyotp.TOTP:
+    """Sign in directly (POST /siwe/nonce, /siwe/verify) and enrol a confirmed TOTP factor (docs/MFA.md)."""
+    wallet = Account.from_key(key)
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        offer = http.post("/siwe/nonce").json()
+        message = siwe_text(offer, wallet.address, issued_at=datetime.now(UTC), statement="Enrol a factor.")
+        signed_in = http.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
+        assert signed_in.status_code == 200, signed_in.text
+        bearer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        enrolment = http.post("/mfa/totp", headers=bearer)
+        assert enrolment.status_code == 201, enrolment.text
+        totp = pyotp.TOTP(enrolment.json()["secret"])
+        confirm = http.post(
+            "/mfa/totp/confirm",
+            json={"factor_id": enrolment.json()["factor_id"], "code": totp.now()},
+            headers=bearer,
+        )
+        assert confirm.status_code == 200 and confirm.json()["confirmed"], confirm.text
+    return totp
+
+
+def wrong_code(totp: pyotp.TOTP, now: float) -> str:
+    """A 6-digit code that no step near ``now`` accepts."""
+    near = {totp.at(now + 30 * k) for k in range(-2, 4)}
+    return next(c for c in (f"{n:06d}" for n in range(123456, 10**6, 7919)) if c not in near)
+
+
+@needs_rp
+def test_step_up_asks_for_the_second_factor(server: ServerProcess, relying_party: RelyingParty) -> None:
+    totp = enrol_totp(server, MFA_WALLET_KEY)
+    now = time.time()
+    # the confirming code's step is spent (docs/MFA.md); the next step's code is accepted (RFC 6238 5.2)
+    codes = [wrong_code(totp, now), totp.at(now + 30)]
+    result: dict[str, Any] = run_flow(
+        server,
+        relying_party,
+        "step_up",
+        wallet_key=MFA_WALLET_KEY,
+        extra_parameters={"acr_values": MFA_ACR},
+        codes=codes,
+    )
+    assert result["ok"], explain(result)
+    assert "authenticator" in result["factor_label"]
+    wrong, right = result["attempts"]
+    assert wrong["outcome"] == "error" and wrong["error_text"], wrong
+    assert right["outcome"] == "consent", right
+    claims = result["id_token_claims"]
+    assert claims["sub"] == wallet_subject(MFA_WALLET_KEY)
+    assert claims["acr"] == MFA_ACR
+    assert {"siwe", "otp", "mfa"} <= set(claims["amr"])
+    assert result["access_token_claims"]["acr"] == MFA_ACR
