@@ -13,6 +13,7 @@ from app.errors import InvalidClient
 from app.mfa.service import MfaService
 from app.oauth.client_auth import AssertionJtiStore
 from app.oauth.clients import ClientRegistry
+from app.oauth.registrar import Registrar
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
@@ -55,6 +56,7 @@ class Provider:
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
     policy: TokenPolicy = field(init=False)
+    registrar: Registrar = field(init=False)  # set by app.bootstrap.start
 
     def __post_init__(self) -> None:
         s = self.settings
