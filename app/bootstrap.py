@@ -25,6 +25,7 @@ from app.oauth.client_auth import MemoryAssertionJtiStore
 from app.oauth.clients import ClientRegistry, load_clients
 from app.oauth.dpop import MemoryJtiStore
 from app.oauth.provider import KeyHolder, Provider
+from app.oauth.registrar import Registrar
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
 from app.risk.geo import StaticCidrTable
@@ -36,6 +37,7 @@ from app.storage.db import create_engine
 from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
+from app.storage.sql_clients import SqlClientStore
 from app.storage.sql_mfa import SqlFactorStore
 
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
@@ -134,6 +136,13 @@ async def start(
         dpop_jtis=MemoryJtiStore(clock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
     )
+    # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).
+    clients = SqlClientStore(engine, entry_hash, store.write_lock)
+    scopes = provider.trading_policy.scopes_supported()
+    provider.registrar = Registrar(
+        clients, provider.client_registry, auditor, clock, provider.entropy, settings, scopes
+    )
+    await provider.registrar.reload()
     assert settings.audit_checkpoint_file is not None
     checkpointer = checkpoints.Checkpointer(
         store,

@@ -60,6 +60,20 @@ class InvalidScope(OAuthError):
     status = 400
 
 
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 section 3.2.2: a client metadata field is invalid, or the fields contradict each other."""
+
+    error = "invalid_client_metadata"
+    status = 400
+
+
+class InvalidRedirectUri(OAuthError):
+    """RFC 7591 section 3.2.2: one or more of the redirection URIs is invalid."""
+
+    error = "invalid_redirect_uri"
+    status = 400
+
+
 def quoted(text: str) -> str:
     """A value safe inside an RFC 9110 quoted-string: no quotes, backslashes or control characters."""
     return "".join(c for c in text.replace('"', "'") if c != "\\" and c.isprintable())

@@ -192,6 +192,23 @@ class Settings(BaseSettings):
     # Entries older than this may be purged, only up to a checkpoint (MiFID II / SEC 17a-4: years).
     audit_retention_days: int = Field(default=7 * 365 + 2, ge=1)
 
+    # Dynamic client registration (RFC 7591/7592, docs/CLIENTS.md). Off by default: /register answers 404.
+    # POST /register takes the initial access token as a Bearer token; only its SHA-256 is ever logged.
+    registration_enabled: bool = False
+    registration_initial_access_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check_registration(self) -> Settings:
+        token = self.registration_initial_access_token
+        value = token.get_secret_value() if token is not None else ""
+        if self.registration_enabled and not value:
+            raise ValueError("registration_initial_access_token: required when registration_enabled is true")
+        if self.registration_enabled and self.mode == "production" and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"registration_initial_access_token: at least {MIN_SECRET_LENGTH} characters in production"
+            )
+        return self
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
         if not self.issuer:

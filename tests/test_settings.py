@@ -66,6 +66,32 @@ def test_production_refuses_missing_or_weak_secrets(monkeypatch: pytest.MonkeyPa
     assert load_settings().mode == "production"
 
 
+def test_registration_is_off_by_default_and_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert s.registration_enabled is False and s.registration_initial_access_token is None
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_ENABLED", "true")
+    with pytest.raises(SettingsError, match="PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN: required"):
+        load_settings()
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN", "dev-token")
+    s = load_settings()
+    assert s.registration_enabled and "dev-token" not in repr(s) and "dev-token" not in str(s.model_dump())
+
+
+def test_production_refuses_registration_with_a_short_initial_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_ISSUER", "https://auth.example.com")
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_ENABLED", "true")
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN", "t" * 31)
+    with pytest.raises(SettingsError, match="PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN: at least 32"):
+        load_settings()
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN", "t" * 32)
+    assert load_settings().registration_enabled
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_ENABLED", "false")
+    monkeypatch.setenv("PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN", "short")  # unused while off
+    assert not load_settings().registration_enabled
+
+
 def test_production_needs_an_https_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTCULLIS_MODE", "production")
     monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)

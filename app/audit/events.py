@@ -38,6 +38,10 @@ RISK_LOCKED = "risk.locked"
 KEY_ACTIVATED = "key.activated"
 AUDIT_KEY_CREATED = "audit.key_created"
 AUDIT_PURGED = "audit.purged"
+# RFC 7591/7592 dynamic clients: data holds the public metadata and token hashes, never a secret.
+CLIENT_REGISTERED = "client.registered"
+CLIENT_UPDATED = "client.updated"
+CLIENT_DELETED = "client.deleted"
 
 SUCCESS = "success"
 FAILURE = "failure"

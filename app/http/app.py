@@ -102,6 +102,7 @@ async def _housekeeping(p: Provider, secret: bytes) -> None:
             ring = keys.build_keyring(await p.key_store.list_keys(), secret, p.clock.now())
             if ring is not None:
                 p.keys.ring = ring
+            await p.registrar.reload()  # dynamic clients another process registered, changed or deleted
             since_purge += keys.RELOAD_INTERVAL
             if since_purge >= PURGE_INTERVAL:
                 since_purge = timedelta(0)

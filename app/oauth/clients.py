@@ -1,5 +1,8 @@
 """RFC 7591 section 2 client metadata, loaded from a static JSON file: the registered OAuth clients.
 
+Dynamically registered clients (RFC 7591/7592, app.oauth.registration) use the same model and join the
+static ones in the :class:`ClientRegistry`.
+
 Redirect URIs are compared by exact string match (RFC 9700 section 4.1.3, FAPI 2.0 Security Profile
 5.3.2.2): no normalisation of case, path, query or trailing slash. Client secrets are kept only as salted
 scrypt hashes; a secret given in clear in the file is hashed when the file is loaded.
@@ -273,24 +276,54 @@ def redirect_uri_allowed(client: Client, uri: str) -> bool:
 
 
 class ClientRegistry:
-    """The registered clients, by ``client_id``. Built once at start-up; read-only afterwards."""
+    """The registered clients, by ``client_id``: static ones from the clients file, fixed at start-up, and
+    dynamic ones (RFC 7591) that app.oauth.registrar adds, replaces, removes and reloads.
 
-    def __init__(self, clients: Iterable[Client]) -> None:
+    A static client always wins: no dynamic client can take, change or remove a static ``client_id``.
+    """
+
+    def __init__(self, clients: Iterable[Client], dynamic: Iterable[Client] = ()) -> None:
         by_id: dict[str, Client] = {}
         for client in clients:
             if client.client_id in by_id:
                 raise ClientConfigError(f"client {client.client_id!r}: client_id: duplicate client_id")
             by_id[client.client_id] = client
-        self._clients: Mapping[str, Client] = by_id
+        self._static: Mapping[str, Client] = by_id
+        self._dynamic: dict[str, Client] = {}
+        self.set_dynamic(dynamic)
 
     def get(self, client_id: str) -> Client | None:
-        return self._clients.get(client_id)
+        return self._static.get(client_id) or self._dynamic.get(client_id)
+
+    def is_static(self, client_id: str) -> bool:
+        return client_id in self._static
+
+    def put_dynamic(self, client: Client) -> None:
+        """Add or replace a dynamic client (after its registration or update was stored)."""
+        if self.is_static(client.client_id):
+            raise ClientConfigError(f"client {client.client_id!r}: client_id: taken by a static client")
+        self._dynamic[client.client_id] = client
+
+    def remove_dynamic(self, client_id: str) -> None:
+        self._dynamic.pop(client_id, None)
+
+    def set_dynamic(self, clients: Iterable[Client]) -> list[str]:
+        """Swap in a whole new set of dynamic clients (a reload); returns the ids skipped as static."""
+        fresh: dict[str, Client] = {}
+        skipped: list[str] = []
+        for client in clients:
+            if self.is_static(client.client_id):
+                skipped.append(client.client_id)
+            else:
+                fresh[client.client_id] = client
+        self._dynamic = fresh
+        return skipped
 
     def __len__(self) -> int:
-        return len(self._clients)
+        return len(self._static) + len(self._dynamic)
 
     def ids(self) -> list[str]:
-        return list(self._clients)
+        return [*self._static, *self._dynamic]
 
 
 def load_clients(path: Path) -> ClientRegistry:
@@ -323,10 +356,11 @@ def parse_client(item: Any, *, index: int = 0) -> Client:
     try:
         return Client.model_validate(data)
     except ValidationError as exc:
-        raise ClientConfigError(f"client {name}: {_describe(exc)}") from None
+        raise ClientConfigError(f"client {name}: {describe_errors(exc)}") from None
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
+    """Each problem as ``field: message``, without echoing the input (it may hold a secret)."""
     problems = []
     for err in exc.errors(include_input=False):
         msg = str(err["msg"]).removeprefix("Value error, ")

@@ -14,6 +14,7 @@ from app.mfa.service import MfaService
 from app.oauth.client_auth import AssertionJtiStore
 from app.oauth.clients import ClientRegistry
 from app.oauth.dpop import JtiStore
+from app.oauth.registrar import Registrar
 from app.oidc.keys import KeyRing, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
@@ -61,6 +62,7 @@ class Provider:
     # Keys the stateless RFC 9449 section 8 DPoP nonces (HMAC of the time window); derived from the secret.
     dpop_nonce_key: bytes
     policy: TokenPolicy = field(init=False)
+    registrar: Registrar = field(init=False)  # set by app.bootstrap.start
 
     def __post_init__(self) -> None:
         s = self.settings

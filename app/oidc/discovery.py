@@ -75,4 +75,5 @@ def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
         "amr_values_supported": ["siwe", "otp", "hwk", "user", "mfa"],
         "acr_values_supported": ["urn:portcullis:acr:wallet", "urn:portcullis:acr:wallet+mfa"],
         "siwe_chain_ids_supported": list(settings.chain_ids),
+        **({"registration_endpoint": f"{base}/register"} if settings.registration_enabled else {}),
     }

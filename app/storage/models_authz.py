@@ -7,6 +7,7 @@ access tokens) are stored as SHA-256 hashes only. Each row is consumed by one co
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Boolean, String, Text
@@ -71,6 +72,18 @@ class RegisteredClient(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A live row of ``registered_clients``: the client's metadata (JSON, its secret as a scrypt hash only)
+    and the SHA-256 (hex) of its registration access token."""
+
+    client_id: str
+    metadata_json: str
+    registration_token_hash: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class UsedJti(Base):
