@@ -79,9 +79,15 @@ class Provider:
         return publish_window(self.policy.access_ttl, self.policy.id_ttl)
 
     def check_client(self, client_id: str | None) -> str:
-        """The effective client id: the default client when none is named, else a known one."""
+        """The effective client id at the SIWE endpoints: the default client when none is named, a public
+        one from PORTCULLIS_CLIENTS, or a registered public client."""
         if client_id is None:
             return self.settings.default_client_id
-        if client_id not in self.settings.clients:
+        if client_id in self.settings.clients:
+            return client_id
+        # A registered public client (method none) may use the SIWE endpoints too; a confidential one must
+        # authenticate, which these endpoints cannot ask for, so it goes through /authorize instead.
+        registered = self.client_registry.get(client_id)
+        if registered is None or registered.token_endpoint_auth_method != "none":  # noqa: S105
             raise InvalidClient(f"unknown client_id {client_id[:64]!r}")
         return client_id

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from app import siwe
 from app.audit import events
@@ -90,6 +91,12 @@ async def issue_nonce(
         )
     await p.store.issue_nonce(nonce_hash, client, oidc_nonce, now, expires, audit)
     s = p.settings
+    registered = p.client_registry.get(client)
+    if registered is not None and registered.siwe_domains:
+        # The client's dApp asks for the signature: its own origin goes into the message.
+        domain = registered.siwe_domains[0]
+        scheme = "http" if domain.split(":")[0] in ("localhost", "127.0.0.1") else "https"
+        return NonceOffer(nonce, scheme, domain, f"{scheme}://{domain}", s.default_chain_id, now, expires)
     return NonceOffer(nonce, siwe_scheme(p), s.siwe_domain, s.siwe_uri, s.default_chain_id, now, expires)
 
 
@@ -114,14 +121,39 @@ def expectations(p: Provider) -> siwe.Expectations:
     )
 
 
-def check_message(p: Provider, text: str, now: datetime) -> siwe.SiweMessage:
-    """Parse and check every field of the signed text (EIP-4361), no signature yet."""
+def check_message(
+    p: Provider, text: str, now: datetime, siwe_domains: tuple[str, ...] = ()
+) -> siwe.SiweMessage:
+    """Parse and check every field of the signed text (EIP-4361), no signature yet.
+
+    ``siwe_domains``: a registered client's own dApp domains. Then the message must name one of them, and
+    its URI must be on that same origin (EIP-4361: the domain is the origin that asked for the signature).
+    """
     try:
         message = siwe.parse(text, max_bytes=p.settings.max_message_bytes)
-        siwe.check_fields(message, expectations(p), now)
+        expect = expectations(p)
+        if siwe_domains:
+            expect = dataclasses.replace(expect, domain=None, uri=None, scheme=None)
+        siwe.check_fields(message, expect, now)
     except siwe.SiweError as exc:
         raise SignInRejected(exc.code, exc.status, str(exc)) from None
+    if siwe_domains:
+        _check_client_origin(message, siwe_domains)
     return message
+
+
+def _check_client_origin(message: siwe.SiweMessage, domains: tuple[str, ...]) -> None:
+    if message.domain not in domains:
+        raise SignInRejected(
+            "domain_mismatch", 401, "domain: not one of this client's registered dApp domains"
+        )
+    scheme = message.scheme or "https"
+    uri = urlsplit(message.uri)
+    local = message.domain.split(":")[0] in ("localhost", "127.0.0.1")
+    if scheme not in ("https", "http") or (scheme == "http" and not local):
+        raise SignInRejected("scheme_mismatch", 401, "scheme: a dApp origin must use https")
+    if uri.scheme != scheme or uri.netloc != message.domain:
+        raise SignInRejected("uri_mismatch", 401, "uri: must be on the origin named by the domain")
 
 
 async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, signature: str) -> str:
@@ -189,7 +221,9 @@ async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> 
 
     async def run(now: datetime, attempt: Attempt) -> TokenResponse:
         attempt.client = client = p.check_client(req.client_id)
-        proven = await prove(p, req, meta, now, attempt, client=client)
+        registered = p.client_registry.get(client)
+        domains = registered.siwe_domains if registered is not None else ()
+        proven = await prove(p, req, meta, now, attempt, client=client, siwe_domains=domains)
         return await _issue(p, proven, meta, now, attempt)
 
     return await attempt_sign_in(p, meta, req.client_id, run)
@@ -261,6 +295,7 @@ async def prove(
     *,
     client: str,
     nonce_hash: str | None = None,
+    siwe_domains: tuple[str, ...] = (),
 ) -> Proven:
     """Every check of a sign-in, in order: message, signature, nonce binding, compliance, second factor,
     RFC 9470 step-up, risk, policy. ``nonce_hash`` binds the message to one server nonce (the hosted page's
@@ -269,7 +304,7 @@ async def prove(
     text, signature = req.text, req.signature
     scopes = trading.requested_scopes(p, req.scope)
     details = parse_authorization_details(req.authorization_details)
-    message = check_message(p, text, now)
+    message = check_message(p, text, now, siwe_domains)
     attempt.actor = did_pkh(message.chain_id, message.address)
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
     wallet = await check_signature(p, text, message, signature)
