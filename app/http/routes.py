@@ -11,6 +11,7 @@ from app.errors import InvalidRequest, MissingToken, TemporarilyUnavailable, Uns
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
 from app.http.errors import NO_STORE
+from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
 from app.oauth import introspection, refresh, signin
 from app.oauth.provider import Provider
@@ -140,6 +141,7 @@ async def ready(request: Request) -> Response:
 
 ROUTES = [
     *mfa_routes(_meta),
+    *logout_routes(_meta),
     Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
     Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
     Route("/jwks", jwks, methods=["GET"]),
