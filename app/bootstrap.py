@@ -21,9 +21,8 @@ from app.chain.devchain import DevChain, DevChainProvider
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
-from app.oauth.client_auth import MemoryAssertionJtiStore
+from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
 from app.oauth.clients import ClientRegistry, load_clients
-from app.oauth.dpop import MemoryJtiStore
 from app.oauth.provider import KeyHolder, Provider
 from app.oauth.registrar import Registrar
 from app.oidc import keys
@@ -38,6 +37,7 @@ from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
 from app.storage.sql_clients import SqlClientStore
+from app.storage.sql_jtis import SqlAssertionJtiStore, SqlDpopJtiStore
 from app.storage.sql_mfa import SqlFactorStore
 
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
@@ -117,7 +117,10 @@ async def start(
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         sign_in_history=SqlSignInHistory(engine),
         client_registry=load_clients(settings.clients_file) if settings.clients_file else ClientRegistry([]),
-        assertion_jtis=MemoryAssertionJtiStore(clock),
+        assertion_jtis=SqlAssertionJtiStore(engine, clock.now, store.write_lock),
+        client_keys=CachedClientKeys(
+            HttpJwksFetcher(allow_loopback_http=settings.mode == "development"), clock
+        ),
         # A static CIDR table in development; production plugs a real lookup in here (docs/RISK.md).
         ip_country=StaticCidrTable.development() if settings.mode == "development" else StaticCidrTable({}),
         mfa=MfaService(
@@ -133,7 +136,7 @@ async def start(
         audit_log=store,
         checkpoint_store=store,
         authz=SqlAuthzStore.beside(store),
-        dpop_jtis=MemoryJtiStore(clock),
+        dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
     )
     # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).

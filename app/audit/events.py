@@ -26,6 +26,7 @@ TOKEN_REFRESH_FAILED = "token.refresh_failed"  # noqa: S105
 TOKEN_FAMILY_REVOKED = "token.family_revoked"  # noqa: S105
 SUBJECT_REVOKED = "token.subject_revoked"
 TOKEN_INTROSPECTED = "token.introspected"  # noqa: S105
+SESSION_LOGGED_OUT = "session.logged_out"
 CHAIN_CHANGE = "chain.change"
 AUTHORIZATION_PUSHED = "authorization.pushed"
 AUTHORIZATION_GRANTED = "authorization.granted"

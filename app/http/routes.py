@@ -12,6 +12,7 @@ from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
 from app.http.errors import NO_STORE
+from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
 from app.http.registration import registration_routes
 from app.oauth import bearer, introspection, signin
@@ -131,6 +132,7 @@ ROUTES = [
     *mfa_routes(_meta),
     *authorize_routes(_meta),
     *registration_routes(_meta),
+    *logout_routes(_meta),
     Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
     Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
     Route("/jwks", jwks, methods=["GET"]),

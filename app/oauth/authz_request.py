@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app.errors import (
-    InvalidClient,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
@@ -98,13 +97,15 @@ def check_client_and_redirect(
         raise PageError(InvalidRequest("client_id is required"))
     client = registry.get(cid)
     if client is None:
-        raise PageError(InvalidClient("the client is not registered", debug=f"client_id {cid[:64]!r}"))
+        # A page, not a token endpoint answer: 400 invalid_request as for a pushed request's unknown client
+        # (an HTTP 401 would need a WWW-Authenticate challenge, RFC 9110 section 15.5.2).
+        raise PageError(InvalidRequest("the client is not registered", debug=f"client_id {cid[:64]!r}"))
     uri = params.get("redirect_uri")
     if uri is None:
-        # RFC 6749 3.1.2.3: may be left out only when exactly one is registered.
-        if len(client.redirect_uris) != 1:
-            raise PageError(InvalidRequest("redirect_uri is required (the client registered several)"))
-        return Trusted(client, client.redirect_uris[0], False, params.get("state"))
+        # Every request here is an OpenID request (openid is always granted): OIDC Core 3.1.2.1 makes
+        # redirect_uri REQUIRED and FAPI 2.0 SP 5.3.2.2 requires it in pushed requests, so RFC 6749
+        # 3.1.2.3's shortcut for a client with a single registered URI does not apply.
+        raise PageError(InvalidRequest("redirect_uri is required (OpenID Connect Core 3.1.2.1)"))
     if not redirect_uri_allowed(client, uri):
         raise PageError(InvalidRequest("redirect_uri does not match any URI the client registered"))
     return Trusted(client, uri, True, params.get("state"))

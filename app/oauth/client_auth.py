@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
@@ -44,6 +44,15 @@ class AssertionJtiStore(Protocol):
         """Record ``jti`` for ``client_id`` until ``expires_at``; True if it was already recorded (a replay).
 
         Must be atomic: of two concurrent calls with the same pair, exactly one returns False.
+        """
+        ...
+
+
+class ClientKeys(Protocol):
+    async def keys(self, client: Client, kid: str) -> Sequence[Mapping[str, Any]]:
+        """The public JWKs at ``client.jwks_uri`` (app.oauth.client_jwks), refetched when ``kid`` is new.
+
+        Raises :class:`InvalidClient` when no acceptable key set can be had (never another exception).
         """
         ...
 
@@ -87,10 +96,13 @@ async def authenticate(
     token_endpoint: str,
     now: datetime,
     jti_store: AssertionJtiStore,
+    client_keys: ClientKeys | None = None,
 ) -> Client:
     """The authenticated client, or :class:`InvalidClient` (:class:`InvalidRequest` for two methods).
 
     ``form`` must already be free of repeated parameters (RFC 6749 section 3.2: the HTTP face rejects them).
+    ``client_keys`` supplies the keys of ``private_key_jwt`` clients registered with a ``jwks_uri``; without
+    it such clients cannot authenticate.
     """
     method = _method(authorization_header, form)
     if method == "client_secret_basic":
@@ -99,7 +111,7 @@ async def authenticate(
     if method == "client_secret_post":
         return _check_post(registry, form)
     if method == "private_key_jwt":
-        return await _check_assertion(registry, form, issuer, token_endpoint, now, jti_store)
+        return await _check_assertion(registry, form, issuer, token_endpoint, now, jti_store, client_keys)
     return _check_none(registry, form)
 
 
@@ -184,6 +196,7 @@ async def _check_assertion(
     token_endpoint: str,
     now: datetime,
     jti_store: AssertionJtiStore,
+    client_keys: ClientKeys | None,
 ) -> Client:
     """RFC 7523 section 3 with the FAPI 2.0 restrictions listed in the module docstring."""
     if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -204,24 +217,36 @@ async def _check_assertion(
         raise InvalidClient("client_assertion needs iss set to the client_id")
     _check_body_client_id(form, client_id)
     client = _registered(registry, client_id, "private_key_jwt")
-    claims = _verify_signature(client, token, header, alg)
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidClient("client_assertion kid does not name a key registered for this client")
+    keys = await _keys(client, kid, client_keys)
+    claims = _verify_signature(keys, kid, token, alg)
     expires_at = _check_claims(claims, client_id, issuer, token_endpoint, now)
     if await jti_store.seen(client_id, claims["jti"], expires_at):
         raise InvalidClient("client_assertion jti has already been used")
     return client
 
 
-def _verify_signature(client: Client, token: str, header: dict[str, Any], alg: str) -> dict[str, Any]:
-    kid = header.get("kid")
-    keys = client.jwks["keys"] if client.jwks is not None else []
-    jwk = next((k for k in keys if isinstance(kid, str) and k["kid"] == kid), None)
+async def _keys(client: Client, kid: str, client_keys: ClientKeys | None) -> Sequence[Mapping[str, Any]]:
+    """The client's inline ``jwks``, or the set at its ``jwks_uri`` (fetched, cached, rate-limited)."""
+    if client.jwks is not None:
+        keys: list[Mapping[str, Any]] = client.jwks["keys"]
+        return keys
+    if client.jwks_uri is None or client_keys is None:
+        raise InvalidClient(_FAILED, debug=f"no way to obtain the keys of client {client.client_id!r}")
+    return await client_keys.keys(client, kid)
+
+
+def _verify_signature(keys: Sequence[Mapping[str, Any]], kid: str, token: str, alg: str) -> dict[str, Any]:
+    jwk = next((k for k in keys if k["kid"] == kid), None)
     if jwk is None:
         raise InvalidClient("client_assertion kid does not name a key registered for this client")
     kty, crv = _KEY_FOR_ALG[alg]
     if jwk["kty"] != kty or jwk.get("crv") != crv or jwk.get("alg", alg) != alg:
         raise InvalidClient(f"key {kid!r} cannot verify {alg}")
     try:
-        key = PyJWK(jwk, algorithm=alg)
+        key = PyJWK(dict(jwk), algorithm=alg)
         # Signature only here; the time claims are checked against the injected ``now`` below.
         claims: dict[str, Any] = jwt.decode(
             token,

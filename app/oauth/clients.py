@@ -148,6 +148,40 @@ def _check_jwk(jwk: Any) -> None:
         raise ValueError(f"key {kid!r}: RSA keys must have at least {MIN_RSA_BITS} bits")
 
 
+def check_jwk_set(value: Any) -> dict[str, Any]:
+    """A client's JWK set, inline (``jwks``) or fetched from ``jwks_uri``: public signing keys, unique kids.
+
+    Raises ValueError naming the first problem.
+    """
+    if not isinstance(value, dict):
+        raise ValueError('must be a JWK set: {"keys": [...]} with at least one key')
+    keys = value.get("keys")
+    if set(value) != {"keys"} or not isinstance(keys, list) or not keys:
+        raise ValueError('must be a JWK set: {"keys": [...]} with at least one key')
+    for jwk in keys:
+        _check_jwk(jwk)
+    kids = [k["kid"] for k in keys]
+    if len(set(kids)) != len(kids):
+        raise ValueError("kid values must be unique")
+    return value
+
+
+def check_jwks_uri(uri: str) -> str:
+    """An absolute https URI without fragment; http only on a loopback host (fetched in development only)."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"{uri[:200]!r} is not a valid URI") from exc
+    scheme_ok = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK_HOSTS)
+    if not host or "#" in uri or parts.username is not None or not scheme_ok:
+        raise ValueError(
+            "must be an https URI with a host, without a fragment or user info"
+            " (http only on 127.0.0.1, [::1] or localhost, and fetched in development mode only)"
+        )
+    return uri
+
+
 class Client(BaseModel):
     """One registered client. Holds the secret's hash only, never the secret."""
 
@@ -208,23 +242,13 @@ class Client(BaseModel):
     @field_validator("jwks")
     @classmethod
     def _jwks(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        keys = value.get("keys")
-        if set(value) != {"keys"} or not isinstance(keys, list) or not keys:
-            raise ValueError('must be a JWK set: {"keys": [...]} with at least one key')
-        for jwk in keys:
-            _check_jwk(jwk)
-        kids = [k["kid"] for k in keys]
-        if len(set(kids)) != len(kids):
-            raise ValueError("kid values must be unique")
-        return value
+        return None if value is None else check_jwk_set(value)
 
     @field_validator("jwks_uri")
     @classmethod
     def _jwks_uri(cls, value: str | None) -> str | None:
-        if value is not None and (urlsplit(value).scheme != "https" or "#" in value):
-            raise ValueError("must be an https URI without a fragment")
+        if value is not None:
+            check_jwks_uri(value)
         return value
 
     @field_validator("client_secret_hash")
@@ -254,8 +278,8 @@ class Client(BaseModel):
         method = self.token_endpoint_auth_method
         if self.jwks is not None and self.jwks_uri is not None:
             raise ValueError("jwks: give jwks or jwks_uri, not both (RFC 7591 section 2)")
-        if method == "private_key_jwt" and self.jwks is None:
-            raise ValueError("jwks: private_key_jwt needs an inline jwks (jwks_uri is not supported yet)")
+        if method == "private_key_jwt" and self.jwks is None and self.jwks_uri is None:
+            raise ValueError("jwks: private_key_jwt needs jwks (inline) or jwks_uri")
         uses_secret = method in ("client_secret_basic", "client_secret_post")
         if uses_secret and self.client_secret_hash is None:
             raise ValueError(f"client_secret_hash: {method} needs client_secret_hash (or client_secret)")

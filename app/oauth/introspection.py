@@ -30,6 +30,7 @@ async def _registered_client(p: Provider, form: dict[str, str], authorization: s
         token_endpoint=f"{p.settings.issuer}/token",
         now=p.clock.now(),
         jti_store=p.assertion_jtis,
+        client_keys=p.client_keys,
     )
 
 

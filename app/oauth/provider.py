@@ -11,7 +11,7 @@ from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
 from app.errors import InvalidClient
 from app.mfa.service import MfaService
-from app.oauth.client_auth import AssertionJtiStore
+from app.oauth.client_auth import AssertionJtiStore, ClientKeys
 from app.oauth.clients import ClientRegistry
 from app.oauth.dpop import JtiStore
 from app.oauth.registrar import Registrar
@@ -54,6 +54,7 @@ class Provider:
     sign_in_history: SignInHistory
     client_registry: ClientRegistry
     assertion_jtis: AssertionJtiStore
+    client_keys: ClientKeys
     ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore

@@ -148,6 +148,10 @@ def _metadata_error(exc: ValidationError) -> OAuthError:
 
 
 def _check_rules(client: Client, rules: RegistrationRules) -> None:
+    if client.jwks_uri is not None:
+        # Fetching a URI a stranger registered would let anyone make this server call inside its network
+        # (SSRF); only the operator's clients file may name a jwks_uri.
+        raise InvalidClientMetadata("jwks_uri: register the public keys inline as jwks")
     unknown = [s for s in client.scope if s not in rules.scopes]
     if unknown:
         raise InvalidClientMetadata(f"scope: {unknown[0][:64]!r} is not offered by this server")

@@ -43,6 +43,7 @@ async def authenticate_client(p: Provider, form: Mapping[str, str], authorizatio
         token_endpoint=endpoint_url(p, "/token"),
         now=p.clock.now(),
         jti_store=p.assertion_jtis,
+        client_keys=p.client_keys,
     )
 
 

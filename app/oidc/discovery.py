@@ -53,6 +53,7 @@ def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
         "revocation_endpoint": f"{base}/revoke",
         "revocation_endpoint_auth_methods_supported": [*CONFIDENTIAL_AUTH, "none"],
         "revocation_endpoint_auth_signing_alg_values_supported": JWS_ALGS,
+        "end_session_endpoint": f"{base}/logout",
         "siwe_nonce_endpoint": f"{base}/siwe/nonce",
         "siwe_verify_endpoint": f"{base}/siwe/verify",
         "scopes_supported": policy.scopes_supported(),

@@ -26,6 +26,7 @@ from app.storage.records import (
     RefreshUnavailable,
 )
 from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
+from app.storage.sql_jtis import delete_expired_jtis
 
 
 class SqlStore(SqlAuditLog):
@@ -243,11 +244,12 @@ class SqlStore(SqlAuditLog):
         return _refresh_record(row) if row is not None else None
 
     async def purge_expired(self, now: datetime) -> int:
-        """Delete nonces and refresh tokens past expiry (they can no longer be used or reused)."""
+        """Delete nonces, refresh tokens and used JWT ids past expiry (none can be used or reused)."""
         async with self._write() as conn:
             nonces = await conn.execute(delete(Nonce).where(Nonce.expires_at <= now))
             tokens = await conn.execute(delete(RefreshToken).where(RefreshToken.expires_at <= now))
-            return int(nonces.rowcount) + int(tokens.rowcount)  # type: ignore[attr-defined]
+            jtis = await delete_expired_jtis(conn, now)
+            return int(nonces.rowcount) + int(tokens.rowcount) + jtis  # type: ignore[attr-defined]
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

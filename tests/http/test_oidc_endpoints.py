@@ -22,6 +22,8 @@ async def test_discovery_documents(harness: Harness) -> None:
     assert oidc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
     assert oidc["authorization_endpoint"] == "http://127.0.0.1:8000/authorize"
     assert oidc["pushed_authorization_request_endpoint"] == "http://127.0.0.1:8000/par"
+    assert oidc["end_session_endpoint"] == "http://127.0.0.1:8000/logout"
+    assert "registration_endpoint" not in oidc  # dynamic registration is off by default
     assert oidc["response_types_supported"] == ["code"]
     assert oidc["code_challenge_methods_supported"] == ["S256"]  # plain is never accepted
     assert oidc["authorization_response_iss_parameter_supported"] is True

@@ -111,7 +111,7 @@ def test_none_forbids_client_credentials_and_secrets() -> None:
         parse_client({**public, "client_secret": SECRET})
 
 
-def test_private_key_jwt_needs_inline_public_jwks() -> None:
+def test_private_key_jwt_needs_public_jwks_or_jwks_uri() -> None:
     base = {
         "client_id": "svc",
         "grant_types": ["client_credentials"],
@@ -120,8 +120,9 @@ def test_private_key_jwt_needs_inline_public_jwks() -> None:
     assert parse_client({**base, "jwks": {"keys": [ec_jwk()]}}).jwks is not None
     with pytest.raises(ClientConfigError, match="jwks"):
         parse_client(base)
-    with pytest.raises(ClientConfigError, match="jwks"):
-        parse_client({**base, "jwks_uri": "https://svc.example/jwks"})
+    assert parse_client({**base, "jwks_uri": "https://svc.example/jwks"}).jwks_uri is not None
+    with pytest.raises(ClientConfigError, match="not both"):
+        parse_client({**base, "jwks_uri": "https://svc.example/jwks", "jwks": {"keys": [ec_jwk()]}})
     private = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()), as_dict=True)
     with pytest.raises(ClientConfigError, match="private"):
         parse_client({**base, "jwks": {"keys": [{**private, "kid": "p"}]}})
@@ -131,6 +132,29 @@ def test_private_key_jwt_needs_inline_public_jwks() -> None:
         parse_client({**base, "jwks": {"keys": [{k: v for k, v in ec_jwk().items() if k != "kid"}]}})
     okp = OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True)
     assert parse_client({**base, "jwks": {"keys": [{**okp, "kid": "ed"}]}}).jwks is not None
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://svc.example/jwks",
+        "https://svc.example/jwks#frag",
+        "https://user@svc.example/jwks",
+        "ftp://svc.example/jwks",
+        "/jwks",
+        "https:///jwks",
+    ],
+)
+def test_jwks_uri_must_be_https(uri: str) -> None:
+    client = {
+        "client_id": "svc",
+        "grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt",
+    }
+    with pytest.raises(ClientConfigError, match="jwks_uri: must be an https URI"):
+        parse_client({**client, "jwks_uri": uri})
+    # http on a loopback host passes here; the fetcher refuses it outside development mode.
+    assert parse_client({**client, "jwks_uri": "http://127.0.0.1:8080/jwks"}).jwks_uri
 
 
 def test_load_file_errors(tmp_path: Path) -> None:
