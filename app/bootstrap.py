@@ -22,6 +22,7 @@ from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
+from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry, load_clients
 from app.oauth.provider import KeyHolder, Provider
 from app.oauth.registrar import Registrar
@@ -136,6 +137,7 @@ async def start(
         audit_log=store,
         checkpoint_store=store,
         authz=SqlAuthzStore.beside(store),
+        secret_verifier=SecretVerifier(clock),
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
     )

@@ -22,6 +22,7 @@ from jwt.exceptions import PyJWKError, PyJWTError
 
 from app.clock import Clock
 from app.errors import InvalidClient, InvalidRequest
+from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ASSERTION_ALGS, AuthMethod, Client, ClientRegistry, verify_client_secret
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -97,19 +98,23 @@ async def authenticate(
     now: datetime,
     jti_store: AssertionJtiStore,
     client_keys: ClientKeys | None = None,
+    secret_verifier: SecretVerifier | None = None,
 ) -> Client:
     """The authenticated client, or :class:`InvalidClient` (:class:`InvalidRequest` for two methods).
 
     ``form`` must already be free of repeated parameters (RFC 6749 section 3.2: the HTTP face rejects them).
     ``client_keys`` supplies the keys of ``private_key_jwt`` clients registered with a ``jwks_uri``; without
-    it such clients cannot authenticate.
+    it such clients cannot authenticate. ``secret_verifier`` checks client secrets off the event loop and
+    remembers recent successes (app.oauth.client_secrets); without it the scrypt runs inline.
     """
     method = _method(authorization_header, form)
     if method == "client_secret_basic":
         assert authorization_header is not None
-        return _check_basic(registry, authorization_header, form)
+        client, secret = _check_basic(registry, authorization_header, form)
+        return await _check_secret(client, secret, BasicAuthFailed, secret_verifier)
     if method == "client_secret_post":
-        return _check_post(registry, form)
+        client, secret = _check_post(registry, form)
+        return await _check_secret(client, secret, InvalidClient, secret_verifier)
     if method == "private_key_jwt":
         return await _check_assertion(registry, form, issuer, token_endpoint, now, jti_store, client_keys)
     return _check_none(registry, form)
@@ -151,14 +156,21 @@ def _check_body_client_id(form: Mapping[str, str], client_id: str) -> None:
         raise InvalidRequest("client_id in the body does not match the authenticated client")
 
 
-def _check_secret(client: Client, secret: str, error: type[InvalidClient]) -> Client:
-    assert client.client_secret_hash is not None  # guaranteed by Client validation for secret methods
-    if not verify_client_secret(secret, client.client_secret_hash):
+async def _check_secret(
+    client: Client, secret: str, error: type[InvalidClient], verifier: SecretVerifier | None
+) -> Client:
+    stored = client.client_secret_hash
+    assert stored is not None  # guaranteed by Client validation for secret methods
+    if verifier is not None:
+        ok = await verifier.verify(client.client_id, secret, stored)
+    else:
+        ok = verify_client_secret(secret, stored)
+    if not ok:
         raise error(_FAILED, debug=f"wrong secret for client {client.client_id!r}")
     return client
 
 
-def _check_basic(registry: ClientRegistry, header: str, form: Mapping[str, str]) -> Client:
+def _check_basic(registry: ClientRegistry, header: str, form: Mapping[str, str]) -> tuple[Client, str]:
     """RFC 6749 2.3.1: Basic over the form-urlencoded client_id and client_secret."""
     try:
         _, _, encoded = header.partition(" ")
@@ -172,14 +184,14 @@ def _check_basic(registry: ClientRegistry, header: str, form: Mapping[str, str])
         raise BasicAuthFailed("malformed Basic authorization header: expected client_id:client_secret")
     client = _registered(registry, client_id, "client_secret_basic", BasicAuthFailed)
     _check_body_client_id(form, client_id)
-    return _check_secret(client, secret, BasicAuthFailed)
+    return client, secret
 
 
-def _check_post(registry: ClientRegistry, form: Mapping[str, str]) -> Client:
+def _check_post(registry: ClientRegistry, form: Mapping[str, str]) -> tuple[Client, str]:
     client_id, secret = form.get("client_id"), form["client_secret"]
     if not client_id or not secret:
         raise InvalidClient("client_secret_post needs both client_id and client_secret")
-    return _check_secret(_registered(registry, client_id, "client_secret_post"), secret, InvalidClient)
+    return _registered(registry, client_id, "client_secret_post"), secret
 
 
 def _check_none(registry: ClientRegistry, form: Mapping[str, str]) -> Client:

@@ -31,6 +31,7 @@ async def _registered_client(p: Provider, form: dict[str, str], authorization: s
         now=p.clock.now(),
         jti_store=p.assertion_jtis,
         client_keys=p.client_keys,
+        secret_verifier=p.secret_verifier,
     )
 
 

@@ -12,6 +12,7 @@ from app.clock import Clock, Entropy
 from app.errors import InvalidClient
 from app.mfa.service import MfaService
 from app.oauth.client_auth import AssertionJtiStore, ClientKeys
+from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry
 from app.oauth.dpop import JtiStore
 from app.oauth.registrar import Registrar
@@ -60,6 +61,7 @@ class Provider:
     checkpoint_store: CheckpointStore
     authz: AuthzStore
     dpop_jtis: JtiStore
+    secret_verifier: SecretVerifier
     # Keys the stateless RFC 9449 section 8 DPoP nonces (HMAC of the time window); derived from the secret.
     dpop_nonce_key: bytes
     policy: TokenPolicy = field(init=False)

@@ -44,6 +44,7 @@ async def authenticate_client(p: Provider, form: Mapping[str, str], authorizatio
         now=p.clock.now(),
         jti_store=p.assertion_jtis,
         client_keys=p.client_keys,
+        secret_verifier=p.secret_verifier,
     )
 
 
