@@ -52,6 +52,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/login_http.py
 	$(BIN)/python bench/audit_log.py
 	$(BIN)/python bench/revocation_delay.py
+	# Needs wrk (apt-get install -y wrk) and node/npm; it runs `npm ci` in bench/peers/node-oidc-provider.
+	$(BIN)/python bench/token_endpoint.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
