@@ -107,6 +107,10 @@ class SignInHistory(Protocol):
         """Sign-ins and refusals from ``network`` since ``since``, among the newest log entries."""
         ...
 
+    async def close(self) -> None:
+        """Give back what the history holds (the app's shutdown)."""
+        ...
+
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -230,6 +234,9 @@ class SqlSignInHistory:
             failures_by_subject=int(failed),
             failures_by_network=int(failed_network),
         )
+
+    async def close(self) -> None:
+        """Nothing is held between reads."""
 
     async def first_seen(self, subject: str) -> datetime | None:
         async with self.engine.connect() as conn:
