@@ -70,6 +70,7 @@ def create_app(
             finally:
                 await runtime.provider.chains.close()
                 await runtime.provider.guard.close()
+                await runtime.provider.sign_in_history.close()
                 await runtime.engine.dispose()
 
     return Starlette(
