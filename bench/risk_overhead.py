@@ -6,7 +6,9 @@ Run: ``.venv/bin/python bench/risk_overhead.py [--pairs 300] [--history 1000] [-
    files, or with ``--postgres`` fresh databases on the server at PORTCULLIS_TEST_DATABASE_URL), sharing
    one fake clock. ``with`` is the app as shipped. ``without`` is the same app with the risk engine cut
    out of the sign-in: ``app.oauth.risk.assess_sign_in`` answers a fixed "allow" (score 0, no signals)
-   without reading anything, and ``enforce`` does nothing, for that app's requests only.
+   without reading anything, and ``enforce`` does nothing, for that app's requests only; and its database
+   lacks the indexes that exist for the risk engine alone (``app.risk.history.INDEXES``), whose upkeep on
+   every sign-in is the risk engine's cost too.
    Both first get the same ``--history`` sign-ins (so the audit log, and each wallet's history in it,
    has the size of a server that has been running a while; the clock then moves two days on, so no
    account is new), not timed. Then ``--pairs`` times one wallet signs in on both apps, the order
@@ -16,7 +18,9 @@ Run: ``.venv/bin/python bench/risk_overhead.py [--pairs 300] [--history 1000] [-
    its home network with its own device, the clock moving 30 s per pair: every sign-in is allowed.
    The first ``WARM_UP`` pairs are not counted. Wall-clock medians and means are printed, and process CPU
    time (all threads, so the SQLite driver's thread counts; on PostgreSQL the server's work is not in
-   it). The verdict is on the ratio of medians: (with - without) / without.
+   it). The added cost is given two ways: the difference of the medians, and the median of the
+   differences within each pair (robust to load that drifts during the run); both as a share of the
+   median sign-in without. The verdict needs both under the target.
 2. Where the added time goes: right after each pair, on the ``with`` app, the history read
    (``sign_in_history.summary``) and ``assess`` are timed on their own.
 3. Bounded reads on a large log: ``--big-log`` synthetic entries (bulk-inserted straight into
@@ -53,7 +57,7 @@ from sqlalchemy import insert, text
 from app.audit.events import sha256_hex, ts_ms
 from app.oauth import risk as oauth_risk
 from app.risk.engine import RiskDecision, RiskSettings, assess
-from app.risk.history import SqlSignInHistory
+from app.risk.history import INDEXES, SqlSignInHistory
 from app.risk.signals import RiskInput
 from app.storage import migrate
 from app.storage.db import create_engine
@@ -195,6 +199,9 @@ async def live(pairs: int, history: int, postgres: bool) -> tuple[Timings, int]:
         running_app(make_settings(data_with, database_url=url_with), clock) as h_with,
         running_app(make_settings(data_without, database_url=url_without), clock) as h_without,
     ):
+        async with h_without.app.state.provider.store.engine.begin() as conn:
+            for index in INDEXES:
+                await conn.execute(text(f"DROP INDEX {index}"))
         sides = {WITH: Side(h_with, ips), WITHOUT: Side(h_without, ips)}
         try:
             for i in range(history):
@@ -291,16 +298,26 @@ def report(timings: Timings, entries: int, history: int) -> None:
             f"{step:<26} {statistics.median(values) * 1e6:>10.1f} {statistics.fmean(values) * 1e6:>10.1f} "
             f"{statistics.median(timings.cpu[step]) * 1e6:>14.1f}"
         )
-    added = statistics.median(with_) - statistics.median(without)
-    share = added / statistics.median(without)
-    mean_share = statistics.fmean(with_) / statistics.fmean(without) - 1
-    cpu_share = statistics.median(timings.cpu[WITH]) / statistics.median(timings.cpu[WITHOUT]) - 1
-    verdict = "PASS" if share < TARGET else "FAIL"
-    print(
-        f"added by the risk engine: {added * 1e6:.1f} us per sign-in = {share * 100:.1f} % (wall, medians), "
-        f"{mean_share * 100:.1f} % (wall, means), {cpu_share * 100:.1f} % (CPU, medians); "
-        f"target < {TARGET * 100:.0f} %: {verdict}"
+    base, cpu_base = statistics.median(without), statistics.median(timings.cpu[WITHOUT])
+    added = statistics.median(with_) - base
+    paired = statistics.median(a - b for a, b in zip(with_, without, strict=True))
+    cpu_added = statistics.median(timings.cpu[WITH]) - cpu_base
+    cpu_paired = statistics.median(
+        a - b for a, b in zip(timings.cpu[WITH], timings.cpu[WITHOUT], strict=True)
     )
+    mean_share = statistics.fmean(with_) / statistics.fmean(without) - 1
+    verdict = "PASS" if max(added, paired) / base < TARGET else "FAIL"
+    print(
+        f"added by the risk engine, wall: {added * 1e6:.1f} us = {added / base * 100:.1f} % (difference of "
+        f"medians), {paired * 1e6:.1f} us = {paired / base * 100:.1f} % (median of pair differences), "
+        f"{mean_share * 100:.1f} % (means)"
+    )
+    print(
+        f"added by the risk engine, CPU: {cpu_added * 1e6:.1f} us = {cpu_added / cpu_base * 100:.1f} % "
+        f"(difference of medians), {cpu_paired * 1e6:.1f} us = {cpu_paired / cpu_base * 100:.1f} % "
+        f"(median of pair differences)"
+    )
+    print(f"risk / sign-in (wall): target < {TARGET * 100:.0f} %: {verdict}")
 
 
 def main() -> int:
