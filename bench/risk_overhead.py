@@ -269,21 +269,28 @@ async def big_log(entries: int, postgres: bool, rounds: int) -> dict[str, float]
                 if engine.dialect.name == "postgresql":  # what autovacuum would have done by now
                     await conn.execute(text("ANALYZE audit_log"))
             history = SqlSignInHistory(engine)
-            subjects = {
-                "ordinary (~12 entries)": "did:pkh:eip155:1:0x" + f"{42:040x}",
-                "new (no entries)": "did:pkh:eip155:1:0x" + "c" * 40,
-                "heavy (2,000 entries)": "did:pkh:eip155:1:0x" + "b" * 40,
-            }
-            times: dict[str, list[float]] = {name: [] for name in subjects}
-            for i in range(rounds + WARM_UP):
-                for name, subject in subjects.items():
-                    start = time.perf_counter()
-                    await history.summary(subject, "10.1.2.0/24", "d1", now, timedelta(hours=1))
-                    if i >= WARM_UP:
-                        times[name].append(time.perf_counter() - start)
-            return {name: statistics.median(values) for name, values in times.items()}
+            try:
+                return await time_summaries(history, now, rounds)
+            finally:
+                await history.close()
         finally:
             await engine.dispose()
+
+
+async def time_summaries(history: SqlSignInHistory, now: datetime, rounds: int) -> dict[str, float]:
+    subjects = {
+        "ordinary (~12 entries)": "did:pkh:eip155:1:0x" + f"{42:040x}",
+        "new (no entries)": "did:pkh:eip155:1:0x" + "c" * 40,
+        "heavy (2,000 entries)": "did:pkh:eip155:1:0x" + "b" * 40,
+    }
+    times: dict[str, list[float]] = {name: [] for name in subjects}
+    for i in range(rounds + WARM_UP):
+        for name, subject in subjects.items():
+            start = time.perf_counter()
+            await history.summary(subject, "10.1.2.0/24", "d1", now, timedelta(hours=1))
+            if i >= WARM_UP:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def report(timings: Timings, entries: int, history: int) -> None:
