@@ -7,10 +7,13 @@ actor (the subject DID; claimed, not proven, for refusals), its network (the ``i
 (docs/RISK.md, "History"):
 
 - per subject: ``ix_audit_log_signin_subject``, a partial index on ``(actor, type, ts, ip)`` of the
-  sign-in entries only: the subject's own sign-ins, read from the index alone, and for the device the
-  data of its successful sign-ins until one names it;
+  sign-in entries only: its first sign-in, its sign-ins and refusals within the window and whether it
+  signed in from the network, from the index alone; for the device, the data of its successful
+  sign-ins, newest first, until one names it;
 - per network: ``ix_audit_log_signin_network``, a partial index on ``(ip, type, ts)`` of the sign-in
-  entries only: the network's sign-ins within the window, read from the index alone.
+  entries only: its sign-ins and refusals within the window, from the index alone.
+
+The window's counts stop at ``COUNT_CAP``.
 
 The read is one statement, run by ``app.risk.readers.HeldReaders`` straight on the driver: one round trip
 and nothing else, which is most of what made it cheap (docs/RISK.md, "Cost").
@@ -28,11 +31,9 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    case,
     func,
     literal_column,
     select,
-    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,6 +43,11 @@ from app.risk.readers import DEFAULT_READERS, HeldReaders, PreparedRead
 from app.storage.models import SIGN_IN_ENTRIES, AuditEntry, Base
 
 _LOG = Base.metadata.tables[AuditEntry.__tablename__]
+
+# Sign-ins and refusals in the window are counted up to this many (per subject, per network, each kind):
+# the signals fire far below it, and a very busy network (a carrier NAT) or a flood of refusals claiming
+# one subject cannot make every read long.
+COUNT_CAP: Final = 1000
 
 # The indexes (app/storage/models.py) that exist for this read only: their upkeep is its cost too.
 INDEXES: Final = ("ix_audit_log_signin_subject", "ix_audit_log_signin_network")
@@ -96,14 +102,6 @@ def _literal(name: str) -> ColumnElement[str]:
     return literal_column(f"'{name}'")
 
 
-def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, _ONE), else_=_ZERO)), _ZERO)
-
-
-def _any(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.max(case((condition, _ONE), else_=_ZERO)), _ZERO)
-
-
 def _contains(dialect: str, text: ColumnElement[str], part: ColumnElement[str]) -> ColumnElement[bool]:
     """Plain substring test (no pattern characters to escape, case-sensitive on both backends)."""
     if dialect == "sqlite":
@@ -113,8 +111,8 @@ def _contains(dialect: str, text: ColumnElement[str], part: ColumnElement[str]) 
     raise ValueError(f"SqlSignInHistory: unsupported database dialect {dialect!r}")
 
 
-def summary_statement(dialect: Dialect) -> Select[Any]:
-    """The one statement behind ``summary``: one row, the subject's part beside the network's.
+def summary_statement(dialect: Dialect, count_cap: int = COUNT_CAP) -> Select[Any]:
+    """The one statement behind ``summary``: one row of small subqueries, each bounded by an index.
 
     The event types are SQL literals, not parameters, and every part repeats the partial indexes' own
     condition, so that both SQLite and PostgreSQL (whose generic plans cannot see parameter values) can
@@ -123,48 +121,59 @@ def summary_statement(dialect: Dialect) -> Select[Any]:
     sign_ins = _LOG.c.type.in_([_literal(name) for name in SIGN_IN_ENTRIES])
     succeeded, failed = _LOG.c.type == _literal(SIGNIN_SUCCEEDED), _LOG.c.type == _literal(SIGNIN_FAILED)
     recent = _LOG.c.ts >= bindparam("since")
-    subjects = and_(_LOG.c.actor == bindparam("subject"), sign_ins)
-    # From ix_audit_log_signin_subject alone: the subject's sign-ins are adjacent entries of it.
-    subject_part = (
-        select(
-            func.min(case((succeeded, _LOG.c.ts))),
-            _count(and_(succeeded, recent)),
-            _count(and_(failed, recent)),
-            _any(and_(succeeded, _LOG.c.ip == bindparam("network"))),
-        )
-        .where(subjects)
-        .subquery("subject_part")
+    # ix_audit_log_signin_subject (actor, type, ts, ip) and ix_audit_log_signin_network (ip, type, ts):
+    # each part is a range of one of them; the two "seen" parts stop at the first entry that matches.
+    subject = and_(_LOG.c.actor == bindparam("subject"), sign_ins)
+    network = and_(_LOG.c.ip == bindparam("network"), sign_ins)
+    first_seen = select(func.min(_LOG.c.ts)).where(subject, succeeded).scalar_subquery()
+    network_seen = _any(subject, succeeded, _LOG.c.ip == bindparam("network"))
+    # The device is only in the entries' data, the one part that reads the table's rows: the subject's
+    # successful sign-ins, newest first (the likeliest to name the device in use), until one names it.
+    device_seen = _any(
+        subject,
+        succeeded,
+        _contains(dialect.name, _LOG.c.data, bindparam("device_member")),
+        newest_first=True,
     )
-    # The device is only in the entries' data: read the subject's successful sign-ins, newest first (the
-    # likeliest to name the device in use), until one names it. 1, or NULL when none does.
-    device_seen = (
-        select(_ONE)
-        .where(subjects, succeeded, _contains(dialect.name, _LOG.c.data, bindparam("device_member")))
-        .order_by(_LOG.c.ts.desc())
-        .limit(_ONE)
-        .scalar_subquery()
+    return select(
+        first_seen,
+        _at_most(count_cap, subject, succeeded, recent),
+        _at_most(count_cap, subject, failed, recent),
+        network_seen,
+        _at_most(count_cap, network, succeeded, recent),
+        _at_most(count_cap, network, failed, recent),
+        device_seen,
     )
-    # From ix_audit_log_signin_network alone: the network's sign-ins within the window.
-    network_part = (
-        select(_count(succeeded), _count(failed))
-        .where(_LOG.c.ip == bindparam("network"), sign_ins, recent)
-        .subquery("network_part")
-    )
-    return select(subject_part, network_part, device_seen).select_from(
-        subject_part.join(network_part, true())
-    )
+
+
+def _any(*conditions: ColumnElement[bool], newest_first: bool = False) -> ColumnElement[int]:
+    """1 if an entry meets ``conditions``, else NULL."""
+    first = select(_ONE).where(*conditions)
+    if newest_first:
+        first = first.order_by(_LOG.c.ts.desc())
+    return first.limit(_ONE).scalar_subquery()
+
+
+def _at_most(cap: int, *conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many entries meet ``conditions``, counting no further than ``cap``."""
+    entries = select(_ONE.label("entry")).where(*conditions).limit(literal_column(str(cap))).subquery()
+    return select(func.count()).select_from(entries).scalar_subquery()
 
 
 class SqlSignInHistory:
     """``SignInHistory`` over the ``audit_log`` table, on SQLite and PostgreSQL.
 
     ``readers`` bounds how many of the engine's connections it holds for its reads (opened on first
-    use, given back by ``close``).
+    use, given back by ``close``); ``count_cap`` how far the window's sign-ins and refusals are counted.
     """
 
-    def __init__(self, engine: AsyncEngine, *, readers: int = DEFAULT_READERS) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, readers: int = DEFAULT_READERS, count_cap: int = COUNT_CAP
+    ) -> None:
+        if count_cap < 1:
+            raise ValueError("count_cap must be at least 1")
         self.engine = engine
-        self._read = PreparedRead(summary_statement(engine.dialect), engine.dialect)
+        self._read = PreparedRead(summary_statement(engine.dialect, count_cap), engine.dialect)
         self._readers = HeldReaders(engine, readers)
 
     async def summary(

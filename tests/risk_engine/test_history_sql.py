@@ -183,6 +183,14 @@ async def test_network_counts_cover_the_whole_window_and_only_it(tmp_path: Path,
         summary = await history_of(h).summary(did(alice), US_NET, None, clock.now(), HOUR)
         assert (summary.successes_by_network, summary.failures_by_network) == (3, 1)
         assert (summary.successes_by_subject, summary.failures_by_subject) == (0, 1)
+        # counted no further than the cap
+        capped = SqlSignInHistory(h.app.state.provider.store.engine, count_cap=2)
+        try:
+            summary = await capped.summary(did(bob), US_NET, None, clock.now(), HOUR)
+        finally:
+            await capped.close()
+        assert (summary.successes_by_network, summary.failures_by_network) == (2, 1)
+        assert (summary.successes_by_subject, summary.failures_by_subject) == (2, 0)
 
 
 async def test_the_read_is_bounded_by_indexes(tmp_path: Path, database_url: str) -> None:
