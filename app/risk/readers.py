@@ -6,7 +6,9 @@ five round trips besides the statement's; on SQLite every cursor call and the ro
 to aiosqlite's thread and back. ``HeldReaders`` keeps a few connections checked out of the engine's pool
 (so the engine's configuration applies to them) and ``PreparedRead`` runs its statement on the driver
 connection under them, outside any transaction: one round trip, or one hop, per read. Each read is a
-single statement, so it sees one consistent state of the database on both backends.
+single statement, so it sees one consistent state of the database on both backends. On PostgreSQL the
+held connections use the statement's generic plan instead of planning it again on every read (see
+``_SESSION``); the setting is undone before a connection goes back to the pool.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 DEFAULT_READERS = 2
+
+# Session settings of the held connections, and how to undo them before they go back to the pool. On
+# PostgreSQL a prepared statement is planned again on every execution for as long as its custom plans
+# look cheaper than its generic one, which for a statement of a few index ranges bounded by parameters is
+# always (measured: 0.7-0.9 ms of planning per read on a 200,000-entry log, against 0.1 ms of execution).
+# The generic plan reads the same index ranges; plan_cache_mode is PostgreSQL 12 and later.
+_SESSION: dict[str, tuple[str, str]] = {
+    "postgresql": ("SET plan_cache_mode = force_generic_plan", "RESET plan_cache_mode")
+}
 
 
 class PreparedRead:
@@ -69,6 +80,7 @@ class HeldReaders:
         if size < 1:
             raise ValueError("HeldReaders needs at least one connection")
         self._engine = engine
+        self._session = _SESSION.get(engine.dialect.name)
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Held] = []
         self._closed = False
@@ -89,7 +101,7 @@ class HeldReaders:
             await _drop(held)
             raise
         if self._closed:
-            await held.conn.close()
+            await self._give_back(held)
         else:
             self._idle.append(held)
         return row
@@ -97,18 +109,29 @@ class HeldReaders:
     async def _open(self) -> _Held:
         conn = await self._engine.connect()
         try:
-            raw = await conn.get_raw_connection()
+            held = _Held(conn, (await conn.get_raw_connection()).driver_connection)
+            if self._session is not None:
+                await held.driver.execute(self._session[0])
         except BaseException:
             await conn.close()
             raise
-        return _Held(conn, raw.driver_connection)
+        return held
+
+    async def _give_back(self, held: _Held) -> None:
+        if self._session is not None:
+            try:
+                await held.driver.execute(self._session[1])
+            except Exception:
+                await _drop(held)  # not back to the pool with our settings: closed instead
+                return
+        await held.conn.close()
 
     async def close(self) -> None:
         """Give the idle connections back to the pool; busy ones go back when their read ends."""
         self._closed = True
         idle, self._idle = self._idle, []
         for held in idle:
-            await held.conn.close()
+            await self._give_back(held)
 
 
 async def _drop(held: _Held) -> None:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import String, bindparam, literal_column, select, text
+from sqlalchemy import String, bindparam, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -78,6 +78,18 @@ async def test_a_cut_connection_is_replaced(engine: AsyncEngine) -> None:
     assert await readers.fetch_one(read, {"value": "after"}) == ("after", 7, 3)
     assert checked_out(engine) == 1
     await readers.close()
+
+
+async def test_postgresql_plans_once_and_the_pool_gets_its_setting_back(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL session setting")
+    readers = HeldReaders(engine, 1)
+    setting = PreparedRead(select(func.current_setting("plan_cache_mode")), engine.dialect)
+    assert await readers.fetch_one(setting, {}) == ("force_generic_plan",)
+    await readers.close()
+    assert checked_out(engine) == 0
+    async with engine.connect() as conn:  # the one connection of the pool, back from the readers
+        assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one() == "auto"
 
 
 async def test_at_least_one_connection() -> None:
