@@ -19,7 +19,9 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SIGN_INS = sa.text("type IN ('signin.succeeded', 'signin.failed')")
+# Each index also requires its leading column, so that neither can serve the other's reads (see models).
+SUBJECT_SIGN_INS = sa.text("type IN ('signin.succeeded', 'signin.failed') AND actor IS NOT NULL")
+NETWORK_SIGN_INS = sa.text("type IN ('signin.succeeded', 'signin.failed') AND ip IS NOT NULL")
 
 
 def upgrade() -> None:
@@ -28,16 +30,16 @@ def upgrade() -> None:
         "audit_log",
         ["actor", "type", "ts", "ip"],
         if_not_exists=True,
-        sqlite_where=SIGN_INS,
-        postgresql_where=SIGN_INS,
+        sqlite_where=SUBJECT_SIGN_INS,
+        postgresql_where=SUBJECT_SIGN_INS,
     )
     op.create_index(
         "ix_audit_log_signin_network",
         "audit_log",
         ["ip", "type", "ts"],
         if_not_exists=True,
-        sqlite_where=SIGN_INS,
-        postgresql_where=SIGN_INS,
+        sqlite_where=NETWORK_SIGN_INS,
+        postgresql_where=NETWORK_SIGN_INS,
     )
 
 
