@@ -126,7 +126,12 @@ def summary_statement(dialect: Dialect, count_cap: int = COUNT_CAP) -> Select[An
     subject = and_(_LOG.c.actor == bindparam("subject"), sign_ins)
     network = and_(_LOG.c.ip == bindparam("network"), sign_ins)
     first_seen = select(func.min(_LOG.c.ts)).where(subject, succeeded).scalar_subquery()
-    network_seen = _any(subject, succeeded, _LOG.c.ip == bindparam("network"))
+    # Through the subject's index, whose entries carry the network: written as ``coalesce(ip, '') = :network``
+    # (not true for NULL either) so that the network's index, which would read every sign-in ever made
+    # from a busy network, is not a candidate for it.
+    network_seen = _any(
+        subject, succeeded, func.coalesce(_LOG.c.ip, literal_column("''")) == bindparam("network")
+    )
     # The device is only in the entries' data, the one part that reads the table's rows: the subject's
     # successful sign-ins, newest first (the likeliest to name the device in use), until one names it.
     device_seen = _any(

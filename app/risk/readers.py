@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 DEFAULT_READERS = 2
+
+log = logging.getLogger("portcullis.risk")
 
 # Session settings of the held connections, and how to undo them before they go back to the pool. On
 # PostgreSQL a prepared statement is planned again on every execution for as long as its custom plans
@@ -66,6 +69,7 @@ class PreparedRead:
 class _Held:
     conn: AsyncConnection
     driver: Any
+    session_set: bool = False  # the session settings were applied: undo them before giving it back
 
 
 class HeldReaders:
@@ -110,15 +114,22 @@ class HeldReaders:
         conn = await self._engine.connect()
         try:
             held = _Held(conn, (await conn.get_raw_connection()).driver_connection)
-            if self._session is not None:
-                await held.driver.execute(self._session[0])
         except BaseException:
             await conn.close()
             raise
+        if self._session is not None:
+            try:
+                await held.driver.execute(self._session[0])
+                held.session_set = True
+            except Exception:  # a server without the setting (PostgreSQL before 12): plans every time
+                log.warning("held readers: %r refused; reads are planned each time", self._session[0])
+            except BaseException:  # cancelled meanwhile: the connection's state is unknown
+                await _drop(held)
+                raise
         return held
 
     async def _give_back(self, held: _Held) -> None:
-        if self._session is not None:
+        if self._session is not None and held.session_set:
             try:
                 await held.driver.execute(self._session[1])
             except Exception:
