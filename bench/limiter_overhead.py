@@ -1,21 +1,24 @@
 """What rate limiting adds to a sign-in: the same sign-ins with and without the limiter, side by side.
 
-Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--iterations 2000]``
+Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] [--iterations 2000]``
 
 1. Apps in this process (``tests.conftest.running_app``), each on a fresh SQLite file of its own, sharing
    one fake clock, differing only in the request guard (``app.risk.guard``):
    ``without``: limits off (PORTCULLIS_RATE_LIMITS=false), no Redis; the failure-spike lock lookup that
    every request makes stays, in memory. ``memory``: limits on, in this process. ``redis``: limits on and
    the lock lookups too, in the Redis at 127.0.0.1:6379 under a key prefix of this run's own (skipped
-   when it does not answer), as a deployment with several replicas runs.
-   The same sign-ins go to every app: 40 wallets, each from an IP of its own with its own device id, the
+   when it does not answer), as a deployment with several replicas runs. And ``neither``: ``without``
+   with the risk engine cut out too, as ``bench/risk_overhead.py`` does it (no assessment, no indexes of
+   its own), for the cost of the two together.
+   The same sign-ins go to every app: first ``--history`` untimed ones (then the clock moves two days
+   on), then the timed rounds. 40 wallets, each from an IP of its own with its own device id, the
    clock moving 30 s per round so the default limits allow every call (the allowed path is the common
    one); each round one wallet signs in on every app, in an order that rotates from round to round so
    all see the same machine load. One sign-in is ``POST /siwe/nonce`` + ``POST /siwe/verify``, timed
-   around the two requests only (the client's signing is excluded); the risk engine runs in all of them,
-   as shipped. The first ``WARM_UP`` rounds are not counted. The added cost is given as the difference of
-   the medians and as the median of the differences within each round, as a share of the median sign-in
-   without; the verdict needs both under the target.
+   around the two requests only (the client's signing is excluded); the risk engine runs in all but
+   ``neither``, as shipped. The first ``WARM_UP`` rounds are not counted. The added cost is given as the
+   difference of the medians and as the median of the differences within each round, as a share of the
+   median sign-in of the app compared with; the verdict needs both under the target.
 2. Where it goes: the limiter's calls for one sign-in timed on their own, as the endpoints make them:
    ``check("nonce")``, ``check("verify")``, ``redeem_nonce`` and the lock lookup (``detector.locked``),
    ``--iterations`` sign-ins' worth with a fresh IP and address each time.
@@ -39,9 +42,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import text
+
 from app.risk.anomaly import AnomalyDetector
 from app.risk.counters import CounterStore, MemoryCounterStore
 from app.risk.guard import build_guard
+from app.risk.history import INDEXES
 from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
@@ -52,16 +58,20 @@ from tests.conftest import FakeClock, make_settings, running_app
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET = 0.10
 STEP = 30.0  # seconds of fake time per round
-WITHOUT = "without"
+WITHOUT, NEITHER = "without", "neither"
 CALLS = ("check nonce", "check verify", "redeem_nonce", "detector.locked")
 
 
-async def live(pairs: int, prefix: str, redis: bool) -> Timings:
+async def live(pairs: int, history: int, prefix: str, redis: bool) -> Timings:
     clock = FakeClock()
     wallets = [Wallet(k) for k in range(WALLETS)]  # each from an IP of its own
     ips = {w.ip for w in wallets}
     timings = Timings()
-    variants = {WITHOUT: {"rate_limits": False}, "memory": {"rate_limits": True}}
+    variants: dict[str, dict[str, Any]] = {
+        NEITHER: {"rate_limits": False},
+        WITHOUT: {"rate_limits": False},
+        "memory": {"rate_limits": True},
+    }
     if redis:
         variants["redis"] = {"rate_limits": True, "redis_url": REDIS_URL}
     async with contextlib.AsyncExitStack() as stack:
@@ -73,13 +83,22 @@ async def live(pairs: int, prefix: str, redis: bool) -> Timings:
             provider = h.app.state.provider
             shipped, provider.guard = provider.guard, build_guard(settings, clock, redis_prefix=prefix)
             await shipped.close()
+            if name == NEITHER:
+                async with provider.store.engine.begin() as conn:
+                    for index in INDEXES:
+                        await conn.execute(text(f"DROP INDEX {index}"))
             sides[name] = Side(h, ips)
             stack.push_async_callback(sides[name].close)
         names = list(sides)
+        for i in range(history):  # not timed: a log and wallet histories of some size, as in production
+            for name in names:
+                await sides[name].sign_in(wallets[i % WALLETS], removed=name == NEITHER)
+            clock.advance(STEP)
+        clock.advance(2 * 86400)  # no account is new any more
         for i in range(pairs + WARM_UP):
             wallet = wallets[i % WALLETS]
             for name in names[i % len(names) :] + names[: i % len(names)]:
-                wall, cpu = await sides[name].sign_in(wallet, removed=False)
+                wall, cpu = await sides[name].sign_in(wallet, removed=name == NEITHER)
                 if i >= WARM_UP:
                     timings.add(name, wall, cpu)
             clock.advance(STEP)
@@ -130,48 +149,56 @@ async def calls(iterations: int, prefix: str, redis: bool) -> dict[str, dict[str
     return costs
 
 
-async def measure(pairs: int, iterations: int) -> tuple[Timings, dict[str, dict[str, float]]]:
+async def measure(pairs: int, history: int, iterations: int) -> tuple[Timings, dict[str, dict[str, float]]]:
     prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
     probe = RedisLink(REDIS_URL)
     redis = await probe.ping()
     try:
-        return await live(pairs, prefix, redis), await calls(iterations, prefix, redis)
+        return await live(pairs, history, prefix, redis), await calls(iterations, prefix, redis)
     finally:
         if redis:
             await probe.delete_matching(prefix + "*")
         await probe.close()
 
 
+def added(timings: Timings, name: str, base_name: str, what: str) -> None:
+    values, bases = timings.wall[name], timings.wall[base_name]
+    base, cpu_base = statistics.median(bases), statistics.median(timings.cpu[base_name])
+    diff = statistics.median(values) - base
+    paired = statistics.median(a - b for a, b in zip(values, bases, strict=True))
+    cpu_paired = statistics.median(
+        a - b for a, b in zip(timings.cpu[name], timings.cpu[base_name], strict=True)
+    )
+    verdict = "PASS" if max(diff, paired) / base < TARGET else "FAIL"
+    print(
+        f"{what} ({name} vs {base_name}): {diff * 1e6:.1f} us = {diff / base * 100:.1f} % (difference of "
+        f"medians), {paired * 1e6:.1f} us = {paired / base * 100:.1f} % (median of round differences); "
+        f"CPU {cpu_paired * 1e6:.1f} us = {cpu_paired / cpu_base * 100:.1f} %; "
+        f"< {TARGET * 100:.0f} %: {verdict}"
+    )
+
+
 def report(timings: Timings) -> None:
-    base, cpu_base = statistics.median(timings.wall[WITHOUT]), statistics.median(timings.cpu[WITHOUT])
     print(f"{len(timings.wall[WITHOUT])} rounds, one sign-in on each app (SQLite):")
     print(f"{'':<12} {'median us':>10} {'mean us':>10} {'CPU median us':>14}")
-    for name, values in timings.wall.items():
+    limited = [name for name in ("memory", "redis") if name in timings.wall]
+    for name in (NEITHER, WITHOUT, *limited):
+        values = timings.wall[name]
         print(
             f"{name:<12} {statistics.median(values) * 1e6:>10.1f} {statistics.fmean(values) * 1e6:>10.1f} "
             f"{statistics.median(timings.cpu[name]) * 1e6:>14.1f}"
         )
-    for name, values in timings.wall.items():
-        if name == WITHOUT:
-            continue
-        added = statistics.median(values) - base
-        paired = statistics.median(a - b for a, b in zip(values, timings.wall[WITHOUT], strict=True))
-        cpu_paired = statistics.median(
-            a - b for a, b in zip(timings.cpu[name], timings.cpu[WITHOUT], strict=True)
-        )
-        verdict = "PASS" if max(added, paired) / base < TARGET else "FAIL"
-        print(
-            f"added by the limiter ({name}): {added * 1e6:.1f} us = {added / base * 100:.1f} % "
-            f"(difference of medians), {paired * 1e6:.1f} us = {paired / base * 100:.1f} % "
-            f"(median of round differences); "
-            f"CPU {cpu_paired * 1e6:.1f} us = {cpu_paired / cpu_base * 100:.1f} %; target < "
-            f"{TARGET * 100:.0f} %: {verdict}"
-        )
+    for name in limited:
+        added(timings, name, WITHOUT, "added by the limiter")
+    added(timings, WITHOUT, NEITHER, "added by the risk engine")
+    for name in limited:
+        added(timings, name, NEITHER, "added by both")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300, help="timed rounds (one sign-in per app each)")
+    parser.add_argument("--history", type=int, default=400, help="untimed sign-ins per app before")
     parser.add_argument("--iterations", type=int, default=2000, help="sign-ins' worth of limiter calls")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
@@ -180,7 +207,7 @@ def main() -> int:
 
         uvloop.install()
     print(f"machine: {machine_note()}, load average {os.getloadavg()[0]:.1f}, event loop: {args.loop}")
-    timings, costs = asyncio.run(measure(args.pairs, args.iterations))
+    timings, costs = asyncio.run(measure(args.pairs, args.history, args.iterations))
     if "redis" not in timings.wall:
         print(f"Redis at {REDIS_URL} does not answer: Redis figures skipped")
     report(timings)
