@@ -1,31 +1,40 @@
-"""What rate limiting adds to a sign-in: the limiter's cost per call and per sign-in, against the sign-in.
+"""What rate limiting adds to a sign-in: the same sign-ins with and without the limiter, side by side.
 
-Run: ``.venv/bin/python bench/limiter_overhead.py [--signins 200] [--iterations 2000] [--rounds 5]``
+Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] [--iterations 2000]``
 
-1. The sign-in: the app in-process (``tests.conftest.running_app``: SQLite, the ASGI app, an httpx client
-   on it); one sign-in = ``POST /siwe/nonce`` + ``POST /siwe/verify``, timed around the two requests only
-   (the client's signing is excluded). ``--signins`` in all, split over the rounds.
-2. The limiter's share of one sign-in, as the endpoints will call it: ``check("nonce")`` (per-IP,
-   outstanding-nonce, per-client, global keys), ``check("verify")`` (per-IP, per-address, per-client,
-   global), ``redeem_nonce``, plus the anomaly detector's ``locked`` lookup, on the memory backend and
-   on Redis (the machine's, 127.0.0.1:6379; skipped when it does not answer). ``--iterations``
-   sign-ins' worth of calls per round, a fresh IP and address each time, the clock moving 10 ms per
-   sign-in so the default limits allow every call (the allowed path is the common one).
+1. Apps in this process (``tests.conftest.running_app``), each on a fresh SQLite file of its own, sharing
+   one fake clock, differing only in the request guard (``app.risk.guard``):
+   ``without``: limits off (PORTCULLIS_RATE_LIMITS=false), no Redis; the failure-spike lock lookup that
+   every request makes stays, in memory. ``memory``: limits on, in this process. ``redis``: limits on and
+   the lock lookups too, in the Redis at 127.0.0.1:6379 under a key prefix of this run's own (skipped
+   when it does not answer), as a deployment with several replicas runs. And ``neither``: ``without``
+   with the risk engine cut out too, as ``bench/risk_overhead.py`` does it (no assessment, no indexes of
+   its own), for the cost of the two together.
+   The same sign-ins go to every app: first ``--history`` untimed ones (then the clock moves two days
+   on), then the timed rounds. 40 wallets, each from an IP of its own with its own device id, the
+   clock moving 30 s per round so the default limits allow every call (the allowed path is the common
+   one); each round one wallet signs in on every app, in an order that rotates from round to round so
+   all see the same machine load. One sign-in is ``POST /siwe/nonce`` + ``POST /siwe/verify``, timed
+   around the two requests only (the client's signing is excluded); the risk engine runs in all but
+   ``neither``, as shipped. The first ``WARM_UP`` rounds are not counted. The added cost is given as the
+   difference of the medians and as the median of the differences within each round, as a share of the
+   median sign-in of the app compared with; the verdict needs both under the target.
+2. Where it goes: the limiter's calls for one sign-in timed on their own, as the endpoints make them:
+   ``check("nonce")``, ``check("verify")``, ``redeem_nonce`` and the lock lookup (``detector.locked``),
+   ``--iterations`` sign-ins' worth with a fresh IP and address each time.
 
-Sign-in batches and limiter rounds alternate, ``--rounds`` times, and each figure is taken from its
-least-disturbed round (lowest sign-in median; lowest limiter total): on a shared machine that is the
-best estimate of the code's own cost, and both sides of the ratio are measured the same way.
 Runs on uvloop by default, as ``portcullis serve`` does (uvicorn[standard]); ``--loop asyncio`` for the
-standard loop. Target: the limiter's cost per sign-in < 10 % of the median sign-in time.
+standard loop. Target: the limiter's cost per sign-in < 10 % of the sign-in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,36 +42,67 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eth_account import Account
+from sqlalchemy import text
 
 from app.risk.anomaly import AnomalyDetector
 from app.risk.counters import CounterStore, MemoryCounterStore
+from app.risk.guard import build_guard
+from app.risk.history import INDEXES
 from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
 from bench.machine import machine_note
-from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
+from bench.risk_overhead import WALLETS, WARM_UP, Side, Timings, Wallet, fresh_database
+from tests.conftest import FakeClock, make_settings, running_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET = 0.10
+STEP = 30.0  # seconds of fake time per round
+WITHOUT, NEITHER = "without", "neither"
 CALLS = ("check nonce", "check verify", "redeem_nonce", "detector.locked")
 
 
-async def signin_batch(h: Harness, wallet: Any, count: int) -> list[float]:
-    times: list[float] = []
-    for _ in range(count):
-        start = time.perf_counter()
-        offer = (await h.client.post("/siwe/nonce")).json()
-        spent = time.perf_counter() - start
-        text = siwe_text(offer, wallet.address, issued_at=h.clock.now())
-        signature = sign(wallet, text)
-        start = time.perf_counter()
-        reply = await h.client.post("/siwe/verify", json={"message": text, "signature": signature})
-        spent += time.perf_counter() - start
-        if reply.status_code != 200:
-            raise RuntimeError(f"sign-in failed: {reply.status_code} {reply.text}")
-        times.append(spent)
-    return times
+async def live(pairs: int, history: int, prefix: str, redis: bool) -> Timings:
+    clock = FakeClock()
+    wallets = [Wallet(k) for k in range(WALLETS)]  # each from an IP of its own
+    ips = {w.ip for w in wallets}
+    timings = Timings()
+    variants: dict[str, dict[str, Any]] = {
+        NEITHER: {"rate_limits": False},
+        WITHOUT: {"rate_limits": False},
+        "memory": {"rate_limits": True},
+    }
+    if redis:
+        variants["redis"] = {"rate_limits": True, "redis_url": REDIS_URL}
+    async with contextlib.AsyncExitStack() as stack:
+        sides: dict[str, Side] = {}
+        for name, options in variants.items():
+            data, url = await stack.enter_async_context(fresh_database(False))
+            settings = make_settings(data, database_url=url, **options)
+            h = await stack.enter_async_context(running_app(settings, clock))
+            provider = h.app.state.provider
+            shipped, provider.guard = provider.guard, build_guard(settings, clock, redis_prefix=prefix)
+            await shipped.close()
+            if name == NEITHER:
+                async with provider.store.engine.begin() as conn:
+                    for index in INDEXES:
+                        await conn.execute(text(f"DROP INDEX {index}"))
+            sides[name] = Side(h, ips)
+            stack.push_async_callback(sides[name].close)
+        names = list(sides)
+        for i in range(history):  # not timed: a log and wallet histories of some size, as in production
+            for name in names:
+                await sides[name].sign_in(wallets[i % WALLETS], removed=name == NEITHER)
+            clock.advance(STEP)
+        clock.advance(2 * 86400)  # no account is new any more
+        for i in range(pairs + WARM_UP):
+            wallet = wallets[i % WALLETS]
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                wall, cpu = await sides[name].sign_in(wallet, removed=name == NEITHER)
+                if i >= WARM_UP:
+                    timings.add(name, wall, cpu)
+            clock.advance(STEP)
+    return timings
 
 
 async def limiter_round(
@@ -92,77 +132,90 @@ async def limiter_round(
     return {name: total / iterations for name, total in spent.items()}
 
 
-async def measure(
-    signins: int, iterations: int, rounds: int
-) -> tuple[list[float], dict[str, dict[str, float]]]:
-    prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
+async def calls(iterations: int, prefix: str, redis: bool) -> dict[str, dict[str, float]]:
     contenders: dict[str, tuple[Any, Any]] = {"memory": (MemoryBackend(), MemoryCounterStore())}
-    probe = RedisLink(REDIS_URL)
-    if await probe.ping():
+    if redis:
         contenders["redis"] = (
             RedisBackend(REDIS_URL, MemoryBackend(), prefix=prefix + "rl:"),
             RedisCounterStore(REDIS_URL, prefix=prefix + "anomaly:"),
         )
-    clocks = {name: FakeClock() for name in contenders}
-    best_signins: list[float] = []
-    best: dict[str, dict[str, float]] = {}
-    wallet = Account.create()
-    with tempfile.TemporaryDirectory() as data:
-        settings = make_settings(Path(data), database_url=f"sqlite+aiosqlite:///{data}/bench.db")
-        async with running_app(settings, FakeClock()) as h:
-            await signin_batch(h, wallet, 20)  # warm-up
-            for name, (backend, store) in contenders.items():
-                await limiter_round(backend, store, clocks[name], 200)  # warm-up: connections, scripts
-            for _ in range(rounds):
-                times = await signin_batch(h, wallet, max(1, signins // rounds))
-                if not best_signins or statistics.median(times) < statistics.median(best_signins):
-                    best_signins = times
-                for name, (backend, store) in contenders.items():
-                    result = await limiter_round(backend, store, clocks[name], iterations)
-                    if name not in best or sum(result.values()) < sum(best[name].values()):
-                        best[name] = result
-    if "redis" in contenders:
-        await probe.delete_matching(prefix + "*")
-        for part in contenders["redis"]:
-            await part.close()
-    await probe.close()
-    return best_signins, best
+    costs = {}
+    for name, (backend, store) in contenders.items():
+        clock = FakeClock()
+        await limiter_round(backend, store, clock, 200)  # warm-up: connections, scripts
+        costs[name] = await limiter_round(backend, store, clock, iterations)
+        await backend.close()
+        await store.close()
+    return costs
+
+
+async def measure(pairs: int, history: int, iterations: int) -> tuple[Timings, dict[str, dict[str, float]]]:
+    prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
+    probe = RedisLink(REDIS_URL)
+    redis = await probe.ping()
+    try:
+        return await live(pairs, history, prefix, redis), await calls(iterations, prefix, redis)
+    finally:
+        if redis:
+            await probe.delete_matching(prefix + "*")
+        await probe.close()
+
+
+def added(timings: Timings, name: str, base_name: str, what: str) -> None:
+    values, bases = timings.wall[name], timings.wall[base_name]
+    base, cpu_base = statistics.median(bases), statistics.median(timings.cpu[base_name])
+    diff = statistics.median(values) - base
+    paired = statistics.median(a - b for a, b in zip(values, bases, strict=True))
+    cpu_paired = statistics.median(
+        a - b for a, b in zip(timings.cpu[name], timings.cpu[base_name], strict=True)
+    )
+    verdict = "PASS" if max(diff, paired) / base < TARGET else "FAIL"
+    print(
+        f"{what} ({name} vs {base_name}): {diff * 1e6:.1f} us = {diff / base * 100:.1f} % (difference of "
+        f"medians), {paired * 1e6:.1f} us = {paired / base * 100:.1f} % (median of round differences); "
+        f"CPU {cpu_paired * 1e6:.1f} us = {cpu_paired / cpu_base * 100:.1f} %; "
+        f"< {TARGET * 100:.0f} %: {verdict}"
+    )
+
+
+def report(timings: Timings) -> None:
+    print(f"{len(timings.wall[WITHOUT])} rounds, one sign-in on each app (SQLite):")
+    print(f"{'':<12} {'median us':>10} {'mean us':>10} {'CPU median us':>14}")
+    limited = [name for name in ("memory", "redis") if name in timings.wall]
+    for name in (NEITHER, WITHOUT, *limited):
+        values = timings.wall[name]
+        print(
+            f"{name:<12} {statistics.median(values) * 1e6:>10.1f} {statistics.fmean(values) * 1e6:>10.1f} "
+            f"{statistics.median(timings.cpu[name]) * 1e6:>14.1f}"
+        )
+    for name in limited:
+        added(timings, name, WITHOUT, "added by the limiter")
+    added(timings, WITHOUT, NEITHER, "added by the risk engine")
+    for name in limited:
+        added(timings, name, NEITHER, "added by both")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--signins", type=int, default=200)
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=300, help="timed rounds (one sign-in per app each)")
+    parser.add_argument("--history", type=int, default=400, help="untimed sign-ins per app before")
+    parser.add_argument("--iterations", type=int, default=2000, help="sign-ins' worth of limiter calls")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
     if args.loop == "uvloop":  # what `portcullis serve` runs on (uvicorn[standard] picks uvloop)
         import uvloop
 
         uvloop.install()
-
-    print(f"machine: {machine_note()}, event loop: {args.loop}")
-    times, costs = asyncio.run(measure(args.signins, args.iterations, args.rounds))
-    median = statistics.median(times)
-    print(
-        f"sign-in in-process (nonce + verify, SQLite), best of {args.rounds} batches of {len(times)}: "
-        f"median {median * 1e3:.2f} ms, mean {statistics.fmean(times) * 1e3:.2f} ms"
-    )
-    if "redis" not in costs:
+    print(f"machine: {machine_note()}, load average {os.getloadavg()[0]:.1f}, event loop: {args.loop}")
+    timings, costs = asyncio.run(measure(args.pairs, args.history, args.iterations))
+    if "redis" not in timings.wall:
         print(f"Redis at {REDIS_URL} does not answer: Redis figures skipped")
-    print(f"{'us per call':<12}" + "".join(f"{c:>17}" for c in CALLS))
+    report(timings)
+    print("where it goes, us per call (each call timed alone):")
+    print(f"{'':<12}" + "".join(f"{c:>17}" for c in CALLS) + f"{'sum':>10}")
     for name, per_call in costs.items():
-        print(f"{name:<12}" + "".join(f"{per_call[c] * 1e6:>17.1f}" for c in CALLS))
-    print(f"{'per sign-in':<12} {'calls':<32} {'us':>7} {'of sign-in':>11}  target")
-    for name, per_call in costs.items():
-        limiter = sum(per_call[c] for c in CALLS[:3])
-        both = limiter + per_call["detector.locked"]
-        verdict = "PASS" if limiter / median < TARGET else "FAIL"
-        print(
-            f"{name:<12} {'limiter: nonce, verify, redeem':<32} {limiter * 1e6:>7.1f} "
-            f"{limiter / median * 100:>10.2f}%  < 10 %: {verdict}"
-        )
-        print(f"{name:<12} {'+ detector.locked':<32} {both * 1e6:>7.1f} {both / median * 100:>10.2f}%")
+        total = sum(per_call.values())
+        print(f"{name:<12}" + "".join(f"{per_call[c] * 1e6:>17.1f}" for c in CALLS) + f"{total * 1e6:>10.1f}")
     return 0
 
 

@@ -73,6 +73,7 @@ def create_app(
             finally:
                 await runtime.provider.chains.close()
                 await runtime.provider.guard.close()
+                await runtime.provider.sign_in_history.close()
                 await runtime.engine.dispose()
 
     return Starlette(

@@ -13,10 +13,10 @@ placed against two thresholds:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from app.risk import signals as sig
 from app.risk.geo import IpCountry
@@ -53,11 +53,14 @@ class RiskWeights:
         return value
 
 
+DEFAULT_WEIGHTS: Final = RiskWeights()
+
+
 @dataclass(frozen=True, slots=True)
 class RiskSettings:
     """Weights, thresholds and the limits the signals fire at (defaults: docs/RISK.md)."""
 
-    weights: RiskWeights = field(default_factory=RiskWeights)
+    weights: RiskWeights = DEFAULT_WEIGHTS  # immutable: one shared instance, checked once
     step_up_at: int = 40
     deny_at: int = 70
     window: timedelta = timedelta(hours=1)  # velocity and failure counts look back this far

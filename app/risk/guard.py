@@ -60,11 +60,14 @@ class Guard:
         await self.backend.close()
 
 
-def build_guard(settings: Settings, clock: Clock) -> Guard:
+def build_guard(settings: Settings, clock: Clock, *, redis_prefix: str = "portcullis:") -> Guard:
+    """``redis_prefix`` starts every Redis key (limits under ``rl:``, failure counters under ``anomaly:``)."""
     backend: LimiterBackend
     if settings.redis_url:
-        backend = RedisBackend(settings.redis_url, MemoryBackend())
-        counters: MemoryCounterStore | RedisCounterStore = RedisCounterStore(settings.redis_url)
+        backend = RedisBackend(settings.redis_url, MemoryBackend(), prefix=redis_prefix + "rl:")
+        counters: MemoryCounterStore | RedisCounterStore = RedisCounterStore(
+            settings.redis_url, prefix=redis_prefix + "anomaly:"
+        )
     else:
         backend = MemoryBackend()
         counters = MemoryCounterStore()

@@ -104,7 +104,7 @@ def new_device(inp: RiskInput) -> Finding | None:
         return None
     if inp.device is None:
         return Finding(NEW_DEVICE, "no device cookie")
-    if inp.device not in inp.history.known_devices:
+    if not inp.history.device_known:
         return Finding(NEW_DEVICE, "device not seen for this subject")
     return None
 
@@ -114,7 +114,7 @@ def new_network(inp: RiskInput) -> Finding | None:
     says nothing either way."""
     if inp.history.first_seen is None or inp.network is None:
         return None
-    if inp.network not in inp.history.known_networks:
+    if not inp.history.network_known:
         return Finding(NEW_NETWORK, "network not seen for this subject")
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, MetaData, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, MetaData, String, Text, and_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -122,6 +122,33 @@ class AuditEntry(Base):
     data: Mapped[str] = mapped_column(Text)  # canonical JSON object
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# The sign-in entries, which the risk engine reads (app.risk.history) through two partial indexes: other
+# entries never enter them, so only sign-ins pay for them. Both cover the reads they serve: a subject's
+# sign-ins and a network's are each a few adjacent index entries, without the table's rows. Each also
+# requires its leading column: a read by subject then cannot be planned on the network's index, nor the
+# reverse, even when the planner has no statistics yet (a new log).
+SIGN_IN_ENTRIES = ("signin.succeeded", "signin.failed")
+_SUBJECT_SIGN_INS = and_(AuditEntry.type.in_(SIGN_IN_ENTRIES), AuditEntry.actor.is_not(None))
+_NETWORK_SIGN_INS = and_(AuditEntry.type.in_(SIGN_IN_ENTRIES), AuditEntry.ip.is_not(None))
+Index(
+    "ix_audit_log_signin_subject",
+    AuditEntry.actor,
+    AuditEntry.type,
+    AuditEntry.ts,
+    AuditEntry.ip,
+    sqlite_where=_SUBJECT_SIGN_INS,
+    postgresql_where=_SUBJECT_SIGN_INS,
+)
+Index(
+    "ix_audit_log_signin_network",
+    AuditEntry.ip,
+    AuditEntry.type,
+    AuditEntry.ts,
+    sqlite_where=_NETWORK_SIGN_INS,
+    postgresql_where=_NETWORK_SIGN_INS,
+)
 
 
 class AuditHead(Base):

@@ -20,8 +20,8 @@ GEO = StaticCidrTable.development()
 
 QUIET_HISTORY = HistorySummary(
     first_seen=NOW - timedelta(days=30),
-    known_networks=frozenset({HOME}),
-    known_devices=frozenset({LAPTOP}),
+    network_known=True,  # HOME
+    device_known=True,  # LAPTOP
     successes_by_subject=0,
     successes_by_network=0,
     failures_by_subject=0,

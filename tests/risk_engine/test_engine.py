@@ -19,9 +19,9 @@ DEFAULTS = RiskSettings()
 # (signal, the one change to the quiet sign-in that fires it)
 EACH_SIGNAL: list[tuple[str, dict[str, Any]]] = [
     ("new_account", {"history": {"first_seen": NOW - timedelta(hours=23)}}),
-    ("new_device", {"device": "device-phone"}),
+    ("new_device", {"device": "device-phone", "history": {"device_known": False}}),
     ("new_device", {"device": None}),
-    ("new_network", {"network": "203.0.113.0/24"}),
+    ("new_network", {"network": "203.0.113.0/24", "history": {"network_known": False}}),
     ("velocity_subject", {"history": {"successes_by_subject": 10}}),
     ("velocity_network", {"history": {"successes_by_network": 30}}),
     ("failures_subject", {"history": {"failures_by_subject": 3}}),
@@ -44,6 +44,10 @@ JUST_BELOW: list[dict[str, Any]] = [
     {"ip": None, "network": None},  # no client address at all
     {"ip": "not-an-ip"},
 ]
+
+
+# Neither the device nor the network of the sign-in appears in the subject's history.
+NEW_PLACES = {"device_known": False, "network_known": False}
 
 
 def names(decision: RiskDecision) -> list[str]:
@@ -110,16 +114,20 @@ def test_thresholds(score: int, level: str, action: str) -> None:
     ("change", "score", "action"),
     [
         # a known user on a new laptop at a new network: allow
-        ({"device": "device-new", "network": "192.0.2.0/24"}, 25, "allow"),
+        ({"device": "device-new", "network": "192.0.2.0/24", "history": NEW_PLACES}, 25, "allow"),
         # ... abroad (IP country differs from residence): step up
-        ({"device": "device-new", "network": "203.0.113.0/24", "ip": DE_IP}, 55, "step_up"),
+        (
+            {"device": "device-new", "network": "203.0.113.0/24", "ip": DE_IP, "history": NEW_PLACES},
+            55,
+            "step_up",
+        ),
         # ... after three refused attempts naming the subject: deny
         (
             {
                 "device": "device-new",
                 "network": "203.0.113.0/24",
                 "ip": DE_IP,
-                "history": {"failures_by_subject": 3},
+                "history": {**NEW_PLACES, "failures_by_subject": 3},
             },
             75,
             "deny",
@@ -159,6 +167,7 @@ def test_signals_are_listed_in_a_fixed_order() -> None:
         wallet_kind="contract",
         history={
             "first_seen": NOW - timedelta(hours=1),
+            "network_known": False,
             "successes_by_subject": 99,
             "successes_by_network": 99,
             "failures_by_subject": 99,
