@@ -8,8 +8,10 @@ signatures in its name.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.clock import Clock
 from app.risk.anomaly import AnomalyDetector, LockEvent
@@ -27,12 +29,36 @@ class Guard:
     detector: AnomalyDetector
     backend: LimiterBackend
     clock: Clock
+    remote: bool = False  # limits and locks live in Redis: send the lookup and the check together
 
     async def admit(
         self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
     ) -> None:
-        """Raise RateLimited (429 with Retry-After) when a budget is spent or the IP is locked."""
-        until = await self.detector.locked_until(ip=ip, address=None)
+        """Raise RateLimited (429 with Retry-After) when a budget is spent or the IP is locked.
+
+        With Redis the lock lookup and the budget check go out together (one round trip's wait, not two);
+        a locked IP's request is then paid back, so a lock still keeps it from draining shared budgets.
+        """
+        if self.limiter is None or not self.remote:
+            # In process there is nothing to wait for: look the lock up first, charge only if unlocked.
+            self._raise_if_locked(await self.detector.locked_until(ip=ip, address=None), ip)
+            if self.limiter is not None:
+                await self.limiter.check(endpoint, ip=ip, address=address, client_id=client_id)
+            return
+        lookup = self.detector.locked_until(ip=ip, address=None)
+        charge = self.limiter.check(endpoint, ip=ip, address=address, client_id=client_id)
+        until, charged = await asyncio.gather(lookup, charge, return_exceptions=True)
+        if isinstance(until, BaseException):
+            if not isinstance(charged, BaseException):
+                await self.limiter.refund(charged)
+            raise until
+        if until is not None and not isinstance(charged, BaseException):
+            await self.limiter.refund(charged)
+        self._raise_if_locked(until, ip)
+        if isinstance(charged, BaseException):
+            raise charged
+
+    def _raise_if_locked(self, until: datetime | None, ip: str | None) -> None:
         if until is not None:
             wait = max(1, math.ceil((until - self.clock.now()).total_seconds()))
             raise RateLimited(
@@ -40,8 +66,6 @@ class Guard:
                 retry_after=wait,
                 debug=f"ip {ip} locked after a failure spike",
             )
-        if self.limiter is not None:
-            await self.limiter.check(endpoint, ip=ip, address=address, client_id=client_id)
 
     async def address_locked(self, address: str) -> bool:
         return await self.detector.locked(ip=None, address=address)
@@ -79,4 +103,4 @@ def build_guard(settings: Settings, clock: Clock, *, redis_prefix: str = "portcu
         cooldown=float(settings.lock_cooldown_seconds),
     )
     limiter = RateLimiter(backend, DEFAULT_LIMITS, clock) if settings.rate_limits else None
-    return Guard(limiter, detector, backend, clock)
+    return Guard(limiter, detector, backend, clock, remote=bool(settings.redis_url))

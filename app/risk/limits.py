@@ -121,10 +121,11 @@ class RateLimiter:
 
     async def check(
         self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
-    ) -> None:
+    ) -> list[tuple[str, Limit]]:
         """Charge one request to every limit of ``endpoint``; raise RateLimited when any is exhausted.
 
         ``ip`` None shares one 'unknown' budget; ``address`` and ``client_id`` None skip those limits.
+        Returns what was charged, for :meth:`refund` (all or nothing: a refused request charged nothing).
         """
         plan = self._plans.get(endpoint)
         if plan is None:
@@ -140,7 +141,7 @@ class RateLimiter:
             elif dimension == "client" and client_id is not None:
                 items.append((f"{limit.name}:{client_key(client_id)}", limit))
         if not items:
-            return
+            return items
         verdicts = await self.backend.hit_many(items, self._now())
         refused = [(limit.name, v) for (_, limit), v in zip(items, verdicts, strict=True) if not v.allowed]
         if refused:
@@ -150,6 +151,13 @@ class RateLimiter:
                 retry_after=wait,
                 debug="limited by " + ", ".join(name for name, _ in refused),
             )
+        return items
+
+    async def refund(self, charged: Sequence[tuple[str, Limit]]) -> None:
+        """Pay back what :meth:`check` charged (a request turned away for another reason)."""
+        now = self._now()
+        for key, limit in charged:
+            await self.backend.refund(key, limit, now)
 
     async def redeem_nonce(self, *, ip: str | None) -> None:
         """Pay back one outstanding nonce of ``ip``: call it when verify consumed a nonce.
