@@ -128,7 +128,7 @@ async def push(
     if dpop_jkt is not None:
         if request.dpop_jkt is not None and request.dpop_jkt != dpop_jkt:
             raise InvalidRequest("dpop_jkt does not match the key of the DPoP proof (RFC 9449 section 10.1)")
-        request = _with_jkt(request, dpop_jkt)
+        request = replace(request, dpop_jkt=dpop_jkt)
     now = p.clock.now()
     handle = p.entropy.token(32)
     ttl = p.settings.par_ttl_seconds
@@ -152,10 +152,6 @@ async def push(
     return Pushed(REQUEST_URI_PREFIX + handle, ttl)
 
 
-def _with_jkt(request: AuthorizationRequest, jkt: str) -> AuthorizationRequest:
-    return replace(request, dpop_jkt=jkt)
-
-
 @dataclass(frozen=True, slots=True)
 class Started:
     """What the HTTP face needs to render the hosted page and bind it to this browser."""
@@ -169,8 +165,8 @@ class Started:
 async def begin(p: Provider, query: Mapping[str, str], meta: events.RequestMeta) -> Started:
     """GET /authorize. Raises PageError (nothing trusted yet) or RedirectError (back to the client)."""
     now = p.clock.now()
-    interaction = _new_interaction(p, now)
-    interaction_id, browser_secret, nonce = interaction
+    interaction_id, browser_secret = p.entropy.token(32), p.entropy.token(32)
+    nonce = p.entropy.alphanumeric(signin.NONCE_LENGTH)
     handles = Interaction(
         interaction_hash=secret_hash(interaction_id),
         browser_hash=secret_hash(browser_secret),
@@ -200,10 +196,6 @@ async def begin(p: Provider, query: Mapping[str, str], meta: events.RequestMeta)
         _view(p, client, request, interaction_id, nonce, now),
         handles.expires_at,
     )
-
-
-def _new_interaction(p: Provider, now: datetime) -> tuple[str, str, str]:
-    return p.entropy.token(32), p.entropy.token(32), p.entropy.alphanumeric(signin.NONCE_LENGTH)
 
 
 async def _take_pushed(
@@ -401,7 +393,7 @@ async def decide(
             code_hash=secret_hash(code),
             request_id=record.request_id,
             client_id=record.client_id,
-            redirect_uri=request.redirect_uri if request.redirect_uri_sent else "",
+            redirect_uri=request.redirect_uri,
             code_challenge=request.code_challenge,
             dpop_jkt=request.dpop_jkt,
             oidc_nonce=request.nonce,

@@ -37,8 +37,6 @@ MAX_RESOURCE = 2048
 _PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
-# Parameters that would change the request's meaning if we ignored them and that we do not implement.
-_UNSUPPORTED = {"request": RequestNotSupported("request objects are not supported; push the request (PAR)")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +44,7 @@ class AuthorizationRequest:
     """A checked authorization request: what the code, and the tokens it buys, will be bound to."""
 
     client_id: str
-    redirect_uri: str
-    redirect_uri_sent: bool  # RFC 6749 4.1.3: then the token request must repeat it
+    redirect_uri: str  # always sent (OIDC Core 3.1.2.1), so the token request must repeat it (RFC 6749 4.1.3)
     scope: str
     code_challenge: str
     state: str | None = None
@@ -76,7 +73,6 @@ class Trusted:
 
     client: Client
     redirect_uri: str
-    redirect_uri_sent: bool
     state: str | None
 
 
@@ -108,7 +104,7 @@ def check_client_and_redirect(
         raise PageError(InvalidRequest("redirect_uri is required (OpenID Connect Core 3.1.2.1)"))
     if not redirect_uri_allowed(client, uri):
         raise PageError(InvalidRequest("redirect_uri does not match any URI the client registered"))
-    return Trusted(client, uri, True, params.get("state"))
+    return Trusted(client, uri, params.get("state"))
 
 
 def check_request(
@@ -116,9 +112,8 @@ def check_request(
 ) -> AuthorizationRequest:
     """Everything after the redirect URI, in RFC order. Errors raised here are redirected to the client."""
     client = trusted.client
-    for name, error in _UNSUPPORTED.items():
-        if name in params:
-            raise error
+    if "request" in params:  # ignoring a request object would change the request's meaning
+        raise RequestNotSupported("request objects are not supported; push the request (PAR)")
     if "request_uri" in params:
         raise InvalidRequest("request_uri cannot be pushed or nested inside a request")
     response_type = params.get("response_type")
@@ -138,7 +133,6 @@ def check_request(
     return AuthorizationRequest(
         client_id=client.client_id,
         redirect_uri=trusted.redirect_uri,
-        redirect_uri_sent=trusted.redirect_uri_sent,
         scope=scope,
         code_challenge=challenge,
         state=state,
@@ -146,7 +140,7 @@ def check_request(
         prompt=prompt,
         max_age=_max_age(params.get("max_age")),
         acr_values=_bounded(params, "acr_values", 1024),
-        resource=_resource(params.get("resource")),
+        resource=check_resource(params.get("resource")),
         authorization_details=_details(params.get("authorization_details")),
         dpop_jkt=_dpop_jkt(params.get("dpop_jkt")),
     )
@@ -195,7 +189,8 @@ def _max_age(raw: str | None) -> int | None:
     return int(raw)
 
 
-def _resource(raw: str | None) -> tuple[str, ...]:
+def check_resource(raw: str | None) -> tuple[str, ...]:
+    """RFC 8707 ``resource``: one absolute URI without a fragment (the token's ``aud``), or none."""
     if raw is None:
         return ()
     parts = urlsplit(raw)

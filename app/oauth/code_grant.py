@@ -16,7 +16,7 @@ from datetime import timedelta
 from app.audit import events
 from app.errors import InvalidGrant, InvalidRequest, OAuthError
 from app.oauth import grant_json, pkce, signin
-from app.oauth.clients import Client, redirect_uri_allowed
+from app.oauth.clients import Client
 from app.oauth.dpop import DpopProof
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.tokens import TokenResponse, issue_tokens
@@ -78,15 +78,13 @@ async def _exchange(
         raise CodeUnavailable("reused", record.family_id)
     if record.expires_at <= now:
         raise CodeUnavailable("expired")
-    _check_redirect_uri(client, record, form.get("redirect_uri"))
+    _check_redirect_uri(record, form.get("redirect_uri"))
     pkce.verify(form.get("code_verifier"), record.code_challenge)
     if record.dpop_jkt is not None and (proof is None or proof.jkt != record.dpop_jkt):
         raise InvalidGrant("the code is bound to a DPoP key (dpop_jkt) this request did not prove")
     grant = replace(grant_json.loads(record.grant), cnf_jkt=proof.jkt if proof is not None else None)
-    if client.access_token_lifetime is None:
-        access_ttl = None
-    else:
-        access_ttl = timedelta(seconds=client.access_token_lifetime)
+    lifetime = client.access_token_lifetime
+    access_ttl = timedelta(seconds=lifetime) if lifetime is not None else None
     refresh_token = p.entropy.token(32)
     # The session (refresh-token family) exists even for clients without refresh tokens: `sid`,
     # introspection, logout and reuse revocation follow it. A public client's family is bound to its key.
@@ -132,15 +130,12 @@ async def _exchange(
     )
 
 
-def _check_redirect_uri(client: Client, record: CodeRecord, sent: str | None) -> None:
-    """RFC 6749 4.1.3: the same redirect_uri as the authorization request, when that request had one."""
-    if record.redirect_uri:
-        if sent is None:
-            raise InvalidGrant("redirect_uri is required: the authorization request carried one")
-        if not hmac.compare_digest(sent.encode(), record.redirect_uri.encode()):
-            raise InvalidGrant("redirect_uri does not match the authorization request")
-    elif sent is not None and not redirect_uri_allowed(client, sent):
-        raise InvalidGrant("redirect_uri does not match the client's registration")
+def _check_redirect_uri(record: CodeRecord, sent: str | None) -> None:
+    """RFC 6749 4.1.3: the same redirect_uri as the authorization request (which always carries one)."""
+    if sent is None:
+        raise InvalidGrant("redirect_uri is required: the authorization request carried one")
+    if not hmac.compare_digest(sent.encode(), record.redirect_uri.encode()):
+        raise InvalidGrant("redirect_uri does not match the authorization request")
 
 
 async def _record_failure(p: Provider, meta: events.RequestMeta, reason: str, client_id: str) -> None:

@@ -13,26 +13,11 @@ from typing import Any
 from app.audit import events
 from app.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
 from app.oauth import compliance
-from app.oauth.client_auth import authenticate
-from app.oauth.clients import Client
 from app.oauth.provider import Provider, secret_hash
+from app.oauth.token_endpoint import authenticate_client
 from app.oidc.tokens import validate_access_token
 
 MAX_TOKEN = 8192
-
-
-async def _registered_client(p: Provider, form: dict[str, str], authorization: str | None) -> Client:
-    return await authenticate(
-        p.client_registry,
-        authorization_header=authorization,
-        form=form,
-        issuer=p.settings.issuer,
-        token_endpoint=f"{p.settings.issuer}/token",
-        now=p.clock.now(),
-        jti_store=p.assertion_jtis,
-        client_keys=p.client_keys,
-        secret_verifier=p.secret_verifier,
-    )
 
 
 def _token(form: dict[str, str]) -> str:
@@ -47,7 +32,7 @@ def _token(form: dict[str, str]) -> str:
 async def introspect(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> dict[str, Any]:
-    client = await _registered_client(p, form, authorization)
+    client = await authenticate_client(p, form, authorization)
     token = _token(form)
     answer = await _access_token_state(p, token) or await _refresh_token_state(p, token)
     if answer is None:
@@ -138,6 +123,6 @@ async def _revoking_client(p: Provider, form: dict[str, str], authorization: str
     if public and client_id and client_id in p.settings.clients:
         return client_id
     try:
-        return (await _registered_client(p, form, authorization)).client_id
+        return (await authenticate_client(p, form, authorization)).client_id
     except OAuthError:
         raise InvalidClient("client authentication failed") from None

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from app.audit import events
-from app.errors import InvalidScope, InvalidTarget
+from app.errors import InvalidScope
+from app.oauth.authz_request import check_resource
 from app.oauth.clients import Client
 from app.oauth.dpop import DpopProof
 from app.oauth.provider import Provider
@@ -47,14 +48,6 @@ def _ttl(p: Provider, client: Client, scopes: list[str]) -> timedelta:
     return timedelta(seconds=min(caps))
 
 
-def _resource(raw: str | None) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if "#" in raw or "://" not in raw or len(raw) > 2048:
-        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 section 2)")
-    return (raw,)
-
-
 async def issue(
     p: Provider, client: Client, form: Mapping[str, str], proof: DpopProof | None, meta: events.RequestMeta
 ) -> TokenResponse:
@@ -65,7 +58,7 @@ async def issue(
         scope=" ".join(scopes),
         ttl=_ttl(p, client, scopes),
         cnf_jkt=proof.jkt if proof is not None else None,
-        audience=_resource(form.get("resource")),
+        audience=check_resource(form.get("resource")),
     )
     jti = p.entropy.token(16)
     await p.audit_log.record(

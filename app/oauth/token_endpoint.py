@@ -124,17 +124,17 @@ async def _grant(
     meta: events.RequestMeta,
 ) -> TokenResponse:
     if grant_type == "refresh_token":
-        holder = refresh.Holder(form.get("client_id"))
-        if client is not None:
+        jkt = proof.jkt if proof is not None else None
+        if client is None:  # a public SIWE client (PORTCULLIS_CLIENTS)
+            holder = refresh.Holder(form.get("client_id"), dpop_jkt=jkt)
+        else:
             ttl = client.access_token_lifetime
             holder = refresh.Holder(
                 client.client_id,
                 authenticated=True,
-                dpop_jkt=proof.jkt if proof is not None else None,
+                dpop_jkt=jkt,
                 access_ttl=timedelta(seconds=ttl) if ttl is not None else None,
             )
-        elif proof is not None:
-            holder = refresh.Holder(form.get("client_id"), dpop_jkt=proof.jkt)
         return await refresh.refresh(
             p, form.get("refresh_token"), holder.client_id, form.get("scope"), meta, holder
         )

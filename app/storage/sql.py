@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.storage.records import (
 )
 from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
 from app.storage.sql_jtis import delete_expired_jtis
+from app.storage.writes import sqlite_write_lock, write_transaction
 
 
 class SqlStore(SqlAuditLog):
@@ -39,10 +40,7 @@ class SqlStore(SqlAuditLog):
     def __init__(self, engine: AsyncEngine, hasher: EntryHasher) -> None:
         self.engine = engine
         self.hasher = hasher
-        # SQLite has one writer at a time. Queueing writers of this process on a lock avoids SQLite's
-        # sleep-and-retry busy handler, which turns contention into 100 ms stalls (see docs/PERFORMANCE.md).
-        # Other processes on the same file still wait through busy_timeout.
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_lock = sqlite_write_lock(engine)  # app.storage.writes: why SQLite writers queue
 
     @property
     def write_lock(self) -> asyncio.Lock | None:
@@ -52,15 +50,8 @@ class SqlStore(SqlAuditLog):
         """A write transaction queued like this store's own (for stores that share its engine)."""
         return self._write()
 
-    @contextlib.asynccontextmanager  # type: ignore[override]
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine, self._write_lock)
 
     # -- nonces ---------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from app.storage.authz_records import (
     CodeUnavailable,
     Interaction,
     InteractionUnavailable,
+    RequestUriFailure,
     RequestUriUnavailable,
 )
 from app.storage.models import Nonce
@@ -98,7 +99,7 @@ class SqlAuthzStore:
     @staticmethod
     async def _why_request_uri(
         conn: AsyncConnection, request_uri_hash: str, client_id: str, now: datetime
-    ) -> Any:
+    ) -> RequestUriFailure:
         found = (
             await conn.execute(
                 select(

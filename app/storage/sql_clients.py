@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -21,6 +21,7 @@ from app.storage.models import RefreshToken
 from app.storage.models_authz import ClientRecord, RegisteredClient
 from app.storage.records import AuditRecord
 from app.storage.sql_audit import EntryHasher, append
+from app.storage.writes import sqlite_write_lock, write_transaction
 
 _COLUMNS = (
     RegisteredClient.client_id,
@@ -45,20 +46,10 @@ class SqlClientStore:
     ) -> None:
         self.engine = engine
         self.hasher = hasher
-        # As in SqlStore: queue this process's SQLite writers on a lock rather than in the busy handler;
-        # pass SqlStore's lock so that both stores queue on one.
-        sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = (write_lock or asyncio.Lock()) if sqlite else None
+        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine, self._write_lock)
 
     async def create(self, record: ClientRecord, audit: AuditRecord) -> bool:
         try:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models import Base
 from app.storage.models_authz import UsedJti
+from app.storage.writes import sqlite_write_lock, write_transaction
 
 JtiKind = Literal["assertion", "dpop"]
 # The current time (a Clock's ``now``), handed in so that storage imports nothing above it.
@@ -56,18 +57,10 @@ class _SqlJtis:
         self._dialect = engine.dialect.name
         if self._dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"used_jtis needs SQLite or PostgreSQL, not {self._dialect!r}")
-        # As in SqlStore: queue this process's SQLite writers on a lock rather than in the busy handler;
-        # pass SqlStore's lock so that all stores on one engine queue on one.
-        self._write_lock = (write_lock or asyncio.Lock()) if self._dialect == "sqlite" else None
+        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine, self._write_lock)
 
     async def _seen(self, issuer: str, jti: str, expires_at: datetime) -> bool:
         values = {

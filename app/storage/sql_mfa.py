@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.storage.models_mfa import ChallengeRecord, FactorRecord, MfaChallenge, MfaFactor, MfaRecoveryCode
 from app.storage.records import AuditRecord
 from app.storage.sql_audit import EntryHasher, append
+from app.storage.writes import sqlite_write_lock, write_transaction
 
 _FACTOR_COLUMNS = (
     MfaFactor.factor_id,
@@ -54,20 +55,10 @@ class SqlFactorStore:
     ) -> None:
         self.engine = engine
         self.hasher = hasher
-        # As in SqlStore: queue this process's SQLite writers on a lock rather than in the busy handler;
-        # pass SqlStore's lock so that both stores queue on one.
-        sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = (write_lock or asyncio.Lock()) if sqlite else None
+        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine, self._write_lock)
 
     # -- factors --------------------------------------------------------------------------------------------
 

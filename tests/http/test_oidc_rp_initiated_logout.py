@@ -11,11 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
 
-from app.audit.events import RequestMeta
-from app.http.logout import logout_routes
 from tests.conftest import FakeClock, Harness, make_settings, running_app
 from tests.http.test_rfc6749_refresh import refresh, sign_in
 from tests.http.test_rfc7662_introspection import SECRET, introspect
@@ -24,18 +20,6 @@ DAPP = "trading-dapp"
 SIGNED_OUT = "https://dapp.example.com/signed-out"
 WITH_QUERY = "https://dapp.example.com/bye?from=op"
 NAME = 'Trading <b>"dApp"</b> & co'
-
-
-def _meta(request: Request) -> RequestMeta:
-    return RequestMeta(
-        request_id=request.state.request_id, ip=request.client.host if request.client else None
-    )
-
-
-def ensure_logout_route(app: Starlette) -> None:
-    """Until /logout is in app.http.routes.ROUTES (the WIRING commit), the test mounts it itself."""
-    if not any(getattr(route, "path", None) == "/logout" for route in app.router.routes):
-        app.router.routes.extend(logout_routes(_meta))
 
 
 @pytest.fixture
@@ -63,7 +47,6 @@ async def h(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Harness]:
         tmp_path, database_url=sqlite_url, clients_file=path, clients=["portcullis-demo", DAPP]
     )
     async with running_app(settings, FakeClock()) as harness:
-        ensure_logout_route(harness.app)
         yield harness
 
 
