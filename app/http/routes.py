@@ -38,10 +38,9 @@ def _meta(request: Request) -> RequestMeta:
 async def siwe_nonce(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     body = await read_json_object(request, optional=True)
-    await p.guard.admit("nonce", ip=meta.ip, client_id=string_field(body, "client_id"))
-    offer = await signin.issue_nonce(
-        p, string_field(body, "client_id"), string_field(body, "oidc_nonce"), meta
-    )
+    client_id = string_field(body, "client_id")
+    async with p.guard.admitted("nonce", ip=meta.ip, client_id=client_id) as gate:
+        offer = await signin.issue_nonce(p, client_id, string_field(body, "oidc_nonce"), meta, gate)
     return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
 
 
@@ -62,8 +61,8 @@ async def siwe_verify(request: Request) -> Response:
         device_id=string_field(body, "device_id"),
     )
     p, meta = _provider(request), _meta(request)
-    await p.guard.admit("verify", ip=meta.ip, client_id=req.client_id)
-    tokens = await signin.sign_in(p, req, meta)
+    async with p.guard.admitted("verify", ip=meta.ip, client_id=req.client_id) as gate:
+        tokens = await signin.sign_in(p, req, meta, gate)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
 
 

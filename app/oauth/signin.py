@@ -27,6 +27,7 @@ from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant, did_pkh
 from app.policy.facts import AuthContext
 from app.policy.rar import parse_authorization_details
+from app.risk.guard import ADMITTED, Gate
 from app.storage.records import NonceUnavailable, RefreshRecord
 
 # 22 alphanumerics carry 131 bits (EIP-4361 requires >= 8 alphanumerics; we want >= 96 bits).
@@ -71,8 +72,13 @@ def rfc3339(t: datetime) -> str:
 
 
 async def issue_nonce(
-    p: Provider, client_id: str | None, oidc_nonce: str | None, meta: events.RequestMeta
+    p: Provider,
+    client_id: str | None,
+    oidc_nonce: str | None,
+    meta: events.RequestMeta,
+    gate: Gate = ADMITTED,
 ) -> NonceOffer:
+    """A fresh nonce for ``client_id``, stored only once ``gate`` admits the request (app.risk.guard)."""
     client = p.check_client(client_id)
     check_oidc_nonce(oidc_nonce)
     now = p.clock.now()
@@ -89,7 +95,7 @@ async def issue_nonce(
             data={"nonce_hash": nonce_hash},
             at=now,
         )
-    await p.store.issue_nonce(nonce_hash, client, oidc_nonce, now, expires, audit)
+    await p.store.issue_nonce(nonce_hash, client, oidc_nonce, now, expires, audit, before_commit=gate.wait)
     s = p.settings
     registered = p.client_registry.get(client)
     if registered is not None and registered.siwe_domains:
@@ -216,17 +222,23 @@ class SignInRequest:
     max_age: int | None = None
 
 
-async def sign_in(p: Provider, req: SignInRequest, meta: events.RequestMeta) -> TokenResponse:
-    """The SIWE grant at POST /siwe/verify: prove the wallet, then consume the nonce and issue tokens."""
+async def sign_in(
+    p: Provider, req: SignInRequest, meta: events.RequestMeta, gate: Gate = ADMITTED
+) -> TokenResponse:
+    """The SIWE grant at POST /siwe/verify: prove the wallet, then consume the nonce and issue tokens.
+
+    ``gate``: the request's admission (app.risk.guard), awaited before anything is written.
+    """
 
     async def run(now: datetime, attempt: Attempt) -> TokenResponse:
         attempt.client = client = p.check_client(req.client_id)
         registered = p.client_registry.get(client)
         domains = registered.siwe_domains if registered is not None else ()
-        proven = await prove(p, req, meta, now, attempt, client=client, siwe_domains=domains)
+        proven = await prove(p, req, meta, now, attempt, client=client, siwe_domains=domains, gate=gate)
+        await gate.wait()
         return await _issue(p, proven, meta, now, attempt)
 
-    return await attempt_sign_in(p, meta, req.client_id, run)
+    return await attempt_sign_in(p, meta, req.client_id, run, gate)
 
 
 async def attempt_sign_in(
@@ -234,13 +246,18 @@ async def attempt_sign_in(
     meta: events.RequestMeta,
     client_id: str | None,
     run: Callable[[datetime, Attempt], Awaitable[T]],
+    gate: Gate = ADMITTED,
 ) -> T:
-    """Run a sign-in; every refusal is recorded in the audit log with the check that failed."""
+    """Run a sign-in; every refusal is recorded in the audit log with the check that failed.
+
+    A request the guard refuses (``gate``) is answered 429 whatever ``run`` concluded, and records nothing.
+    """
     now = p.clock.now()
     attempt = Attempt()
     try:
         result = await run(now, attempt)
     except OAuthError as exc:
+        await gate.wait()
         for lock in await p.guard.failed(ip=meta.ip):
             await p.audit_log.record(
                 p.auditor.event(
@@ -296,10 +313,12 @@ async def prove(
     client: str,
     nonce_hash: str | None = None,
     siwe_domains: tuple[str, ...] = (),
+    gate: Gate = ADMITTED,
 ) -> Proven:
     """Every check of a sign-in, in order: message, signature, nonce binding, compliance, second factor,
     RFC 9470 step-up, risk, policy. ``nonce_hash`` binds the message to one server nonce (the hosted page's
     authorization request); the nonce itself is consumed by the caller, in the transaction that uses it.
+    Only the second factor writes (a used code, a challenge spent): ``gate`` is awaited before it.
     """
     text, signature = req.text, req.signature
     scopes = trading.requested_scopes(p, req.scope)
@@ -315,6 +334,8 @@ async def prove(
     if decision is not None:
         attempt.data["compliance"] = {"block": decision.block_number, "degraded": list(decision.degraded)}
     subject = did_pkh(message.chain_id, message.address)
+    if req.second_factor is not None:
+        await gate.wait()
     verification = await stepup.prove_second_factor(p, subject, req.second_factor, meta)
     amr = verification.session_amr() if verification is not None else (acr.AMR_SIWE,)
     session_acr = verification.acr if verification is not None else acr.ACR_WALLET

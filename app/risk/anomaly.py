@@ -82,9 +82,13 @@ class AnomalyDetector:
         """Is the IP or the address locked now?"""
         return await self.locked_until(ip=ip, address=address) is not None
 
+    def lock_keys(self, *, ip: str | None, address: str | None) -> list[str]:
+        """The store keys of the locks of ``ip`` and ``address``."""
+        return [f"lock:{what}:{key}" for what, key in _targets(ip, address)]
+
     async def locked_until(self, *, ip: str | None, address: str | None) -> datetime | None:
         now = self._clock.now().timestamp()
-        keys = [f"lock:{what}:{key}" for what, key in _targets(ip, address)]
+        keys = self.lock_keys(ip=ip, address=address)
         if not keys:
             return None
         until = await self.store.locked_until(keys, now)

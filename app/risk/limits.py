@@ -119,13 +119,12 @@ class RateLimiter:
     def _now(self) -> float:
         return self._clock.now().timestamp()
 
-    async def check(
+    def plan(
         self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
     ) -> list[tuple[str, Limit]]:
-        """Charge one request to every limit of ``endpoint``; raise RateLimited when any is exhausted.
+        """The keys and limits one request to ``endpoint`` is charged to.
 
         ``ip`` None shares one 'unknown' budget; ``address`` and ``client_id`` None skip those limits.
-        Returns what was charged, for :meth:`refund` (all or nothing: a refused request charged nothing).
         """
         plan = self._plans.get(endpoint)
         if plan is None:
@@ -140,24 +139,16 @@ class RateLimiter:
                 items.append((f"{limit.name}:{address_key(address)}", limit))
             elif dimension == "client" and client_id is not None:
                 items.append((f"{limit.name}:{client_key(client_id)}", limit))
-        if not items:
-            return items
-        verdicts = await self.backend.hit_many(items, self._now())
-        refused = [(limit.name, v) for (_, limit), v in zip(items, verdicts, strict=True) if not v.allowed]
-        if refused:
-            wait = max(v.retry_after for _, v in refused)
-            raise RateLimited(
-                f"too many requests; retry in {max(1, math.ceil(wait))} s",
-                retry_after=wait,
-                debug="limited by " + ", ".join(name for name, _ in refused),
-            )
         return items
 
-    async def refund(self, charged: Sequence[tuple[str, Limit]]) -> None:
-        """Pay back what :meth:`check` charged (a request turned away for another reason)."""
-        now = self._now()
-        for key, limit in charged:
-            await self.backend.refund(key, limit, now)
+    async def check(
+        self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
+    ) -> None:
+        """Charge one request to every limit of ``endpoint`` (:meth:`plan`); raise RateLimited when any
+        is exhausted (all or nothing: a refused request is charged nothing)."""
+        items = self.plan(endpoint, ip=ip, address=address, client_id=client_id)
+        if items:
+            judge(items, await self.backend.hit_many(items, self._now()))
 
     async def redeem_nonce(self, *, ip: str | None) -> None:
         """Pay back one outstanding nonce of ``ip``: call it when verify consumed a nonce.
@@ -172,3 +163,15 @@ class RateLimiter:
 
     async def healthy(self) -> bool:
         return await self.backend.healthy()
+
+
+def judge(items: Sequence[tuple[str, Limit]], verdicts: Sequence[Verdict]) -> None:
+    """Raise RateLimited, with the longest wait, when any of ``items`` was refused."""
+    refused = [(limit.name, v) for (_, limit), v in zip(items, verdicts, strict=True) if not v.allowed]
+    if refused:
+        wait = max(v.retry_after for _, v in refused)
+        raise RateLimited(
+            f"too many requests; retry in {max(1, math.ceil(wait))} s",
+            retry_after=wait,
+            debug="limited by " + ", ".join(name for name, _ in refused),
+        )

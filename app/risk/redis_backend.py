@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.risk.counters import FORGET_BELOW, MemoryCounterStore, decayed
 from app.risk.gcra import MICROS, Limit, Verdict, to_micros
@@ -28,23 +29,30 @@ log = logging.getLogger("portcullis.risk")
 # server refusing work (OOM, LOADING, READONLY after a failover): all answered by the fallback.
 FAILURES = (OSError, ReplyError)
 
-# KEYS: the keys of one check. ARGV: now_us, cost, then interval_us and tolerance_us for each key.
-# Mirrors app.risk.gcra.gcra. Reply: "allowed,retry_us,remaining,..." for each key, as one string.
+# KEYS: first ARGV[3] lock keys (app.risk.anomaly's, each holding a lock's end in seconds), then the
+# budget keys of one check. ARGV: now_us, cost, lock count, then interval_us and tolerance_us for each
+# budget key. Mirrors app.risk.gcra.gcra. Reply: "L,<end>" when a lock is in force (nothing is charged),
+# else "allowed,retry_us,remaining,..." for each budget key, as one string.
 GCRA_LUA = """
 local now = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
+local locks = tonumber(ARGV[3])
+local stored = redis.call('MGET', unpack(KEYS))
+local lock_end = nil
+for i = 1, locks do
+  local v = stored[i] and tonumber(stored[i])
+  if v and v * 1000000 > now and (not lock_end or v > lock_end) then lock_end = v end
+end
+if lock_end then return 'L,' .. string.format('%.6f', lock_end) end
 local out = {}
 local tats = {}
 local all = true
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[1 + 2 * i])
-  local tolerance = tonumber(ARGV[2 + 2 * i])
+for i = locks + 1, #KEYS do
+  local interval = tonumber(ARGV[2 + 2 * (i - locks)])
+  local tolerance = tonumber(ARGV[3 + 2 * (i - locks)])
   local base = now
-  local stored = redis.call('GET', KEYS[i])
-  if stored then
-    local tat = tonumber(stored)
-    if tat and tat > now then base = tat end
-  end
+  local tat = stored[i] and tonumber(stored[i])
+  if tat and tat > now then base = tat end
   local new_tat
   if cost < 0 then
     new_tat = math.max(now, base + cost * interval)
@@ -62,7 +70,7 @@ for i = 1, #KEYS do
   tats[i] = new_tat
 end
 if all then
-  for i = 1, #KEYS do
+  for i = locks + 1, #KEYS do
     if tats[i] > now then
       redis.call('SET', KEYS[i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
     else
@@ -152,8 +160,20 @@ class RedisLink:
         await self.client.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What Redis answered for one request: a lock in force (and nothing charged), or the verdicts."""
+
+    locked_until: float | None
+    verdicts: list[Verdict]
+
+
 class RedisBackend:
-    """Rate-limit budgets shared by every replica that points at the same Redis and ``prefix``."""
+    """Rate-limit budgets shared by every replica that points at the same Redis and ``prefix``.
+
+    ``link``: share one connection and one circuit breaker with a RedisCounterStore (``build_guard``), so
+    that ``admit`` can look up its locks and charge budgets in one script.
+    """
 
     def __init__(
         self,
@@ -164,10 +184,11 @@ class RedisBackend:
         prefix: str = "portcullis:rl:",
         timeout: float = 0.25,
         retry_seconds: float = 2.0,
+        link: RedisLink | None = None,
     ) -> None:
         if not 0 < fallback_factor <= 1:
             raise ValueError("fallback_factor must be in (0, 1]: the fallback is never looser than Redis")
-        self._link = RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._link = link or RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
         self._script = Script(self._link.client, GCRA_LUA)
         self._fallback = fallback
         self._factor = fallback_factor
@@ -178,31 +199,50 @@ class RedisBackend:
         return (await self.hit_many([(key, limit)], now, cost))[0]
 
     async def hit_many(self, items: Sequence[tuple[str, Limit]], now: float, cost: int = 1) -> list[Verdict]:
-        now_us = to_micros(now)
         if not items:
             return []
-        if self._link.usable(now):
-            args: list[Arg] = [now_us, cost]
-            for _, limit in items:
-                if cost > limit.burst:
-                    raise ValueError(f"cost {cost} exceeds the burst of {limit.name!r}: never allowed")
-                args += (limit.interval_us, limit.tolerance_us)
-            try:
-                reply = expect_bytes(await self._script([self._prefix + key for key, _ in items], args))
-            except FAILURES as exc:
-                self._link.failed(now, exc)
-            else:
-                self._link.succeeded()
-                n = [int(x) for x in reply.split(b",")]
-                return [Verdict(n[i] == 1, n[i + 1] / MICROS, n[i + 2]) for i in range(0, len(n), 3)]
-        return self._fallback.charge([(key, self.stricter(limit)) for key, limit in items], now_us, cost)
+        answer = await self._run((), items, now, cost)
+        if answer is not None:
+            return answer.verdicts
+        stricter = [(key, self.stricter(limit)) for key, limit in items]
+        return self._fallback.charge(stricter, to_micros(now), cost)
+
+    async def admit(
+        self, lock_keys: Sequence[str], items: Sequence[tuple[str, Limit]], now: float
+    ) -> Admitted | None:
+        """One request: unless one of ``lock_keys`` (whole Redis keys) holds a lock in force, charge
+        ``items`` all or nothing; one script, one round trip. None when Redis is unusable or failed:
+        the caller then asks the per-process fallbacks."""
+        return await self._run(lock_keys, items, now, 1)
+
+    async def _run(
+        self, lock_keys: Sequence[str], items: Sequence[tuple[str, Limit]], now: float, cost: int
+    ) -> Admitted | None:
+        if not self._link.usable(now):
+            return None
+        args: list[Arg] = [to_micros(now), cost, len(lock_keys)]
+        for _, limit in items:
+            if cost > limit.burst:
+                raise ValueError(f"cost {cost} exceeds the burst of {limit.name!r}: never allowed")
+            args += (limit.interval_us, limit.tolerance_us)
+        try:
+            keys = [*lock_keys, *(self._prefix + key for key, _ in items)]
+            reply = expect_bytes(await self._script(keys, args))
+        except FAILURES as exc:
+            self._link.failed(now, exc)
+            return None
+        self._link.succeeded()
+        if reply.startswith(b"L,"):
+            return Admitted(float(reply[2:]), [])
+        n = [int(x) for x in reply.split(b",")] if reply else []
+        return Admitted(None, [Verdict(n[i] == 1, n[i + 1] / MICROS, n[i + 2]) for i in range(0, len(n), 3)])
 
     async def refund(self, key: str, limit: Limit, now: float, cost: int = 1) -> None:
         """Pay back without waiting for Redis: a refund must not delay a response. It is applied before
         anything this backend sends later; one lost (Redis restarting) costs a client one request."""
         if self._link.usable(now):
-            args: list[Arg] = [to_micros(now), -cost, limit.interval_us, limit.tolerance_us]
-            if self._script.fire([self._prefix + key], args):
+            args: list[Arg] = [to_micros(now), -cost, 0, limit.interval_us, limit.tolerance_us]
+            if self._script.defer([self._prefix + key], args):
                 return
         await self.hit(key, limit, now, -cost)
 
@@ -240,15 +280,20 @@ class RedisCounterStore:
         prefix: str = "portcullis:anomaly:",
         timeout: float = 0.25,
         retry_seconds: float = 2.0,
+        link: RedisLink | None = None,
     ) -> None:
         if not 0 < fallback_factor <= 1:
             raise ValueError("fallback_factor must be in (0, 1]")
-        self._link = RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._link = link or RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
         self._bump = Script(self._link.client, BUMP_LUA)
         self._lock = Script(self._link.client, LOCK_LUA)
-        self._fallback = fallback or MemoryCounterStore()
+        self.fallback = fallback or MemoryCounterStore()
         self._fallback_amount = 1.0 / fallback_factor
         self._prefix = prefix
+
+    def redis_key(self, key: str) -> str:
+        """The Redis key that holds ``key`` (for RedisBackend.admit's lock lookup)."""
+        return self._prefix + key
 
     async def bump(self, key: str, now: float, half_life: float) -> float:
         if self._link.usable(now):
@@ -261,7 +306,7 @@ class RedisCounterStore:
             else:
                 self._link.succeeded()
                 return float(reply)
-        return self._fallback.add(key, now, half_life, self._fallback_amount)
+        return self.fallback.add(key, now, half_life, self._fallback_amount)
 
     async def peek(self, key: str, now: float, half_life: float) -> float:
         if self._link.usable(now):
@@ -275,7 +320,7 @@ class RedisCounterStore:
                 if not isinstance(score, bytes) or not isinstance(since, bytes):
                     return 0.0
                 return decayed(float(score), float(since), now, half_life)
-        return await self._fallback.peek(key, now, half_life)
+        return await self.fallback.peek(key, now, half_life)
 
     async def lock(self, key: str, now: float, until: float) -> bool:
         if self._link.usable(now):
@@ -286,11 +331,11 @@ class RedisCounterStore:
             else:
                 self._link.succeeded()
                 return bool(reply)
-        return await self._fallback.lock(key, now, until)
+        return await self.fallback.lock(key, now, until)
 
     async def locked_until(self, keys: Sequence[str], now: float) -> float | None:
         # The fallback is consulted too: a lock taken while Redis was down stays in force.
-        local = await self._fallback.locked_until(keys, now)
+        local = await self.fallback.locked_until(keys, now)
         if self._link.usable(now):
             try:
                 values = expect_list(await self._link.client.call("MGET", *[self._prefix + k for k in keys]))
@@ -305,7 +350,7 @@ class RedisCounterStore:
     async def clear(self, keys: Sequence[str]) -> None:
         """Clears this process's fallback copy, then Redis; raises OSError when Redis is unreachable (an
         admin command must not report success it did not have)."""
-        await self._fallback.clear(keys)
+        await self.fallback.clear(keys)
         await self._link.client.call("DEL", *[self._prefix + k for k in keys])
 
     async def healthy(self) -> bool:

@@ -139,6 +139,8 @@ class _Pipe(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Reply]] = deque()
         self.buffer = bytearray()
         self.closed = False
+        self.held: list[bytes] = []  # deferred commands, not written yet (their waiters are queued)
+        self.flush_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.WriteTransport, transport)  # a stream transport: TCP, TLS or Unix
@@ -147,8 +149,30 @@ class _Pipe(asyncio.Protocol):
         assert self.transport is not None
         waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
-        self.transport.write(payload)
+        if self.held:  # deferred commands go first, in the same write
+            self.held.append(payload)
+            self.flush()
+        else:
+            self.transport.write(payload)
         return waiter
+
+    def hold(self, payload: bytes, delay: float) -> asyncio.Future[Reply]:
+        """Queue a command to go out with the next ``send``, or after ``delay`` seconds at the latest."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Reply] = loop.create_future()
+        self.waiters.append(waiter)
+        self.held.append(payload)
+        if self.flush_timer is None:
+            self.flush_timer = loop.call_later(delay, self.flush)
+        return waiter
+
+    def flush(self) -> None:
+        if self.flush_timer is not None:
+            self.flush_timer.cancel()
+            self.flush_timer = None
+        if self.held and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.held))
+        self.held.clear()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -176,6 +200,7 @@ class _Pipe(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         self.closed = True
+        self.flush()  # nothing held is written any more: the connection is gone
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -185,9 +210,10 @@ class _Pipe(asyncio.Protocol):
 class RedisClient:
     """Commands to one Redis server. Failures raise OSError (ConnectionError, TimeoutError) or ReplyError."""
 
-    def __init__(self, url: str, *, timeout: float = 0.25) -> None:
+    def __init__(self, url: str, *, timeout: float = 0.25, defer_seconds: float = 0.5) -> None:
         self.endpoint = parse_url(url)
         self._timeout = timeout
+        self.defer_seconds = defer_seconds
         self._pipe: _Pipe | None = None
         self._opening: asyncio.Future[_Pipe] | None = None
 
@@ -200,8 +226,10 @@ class RedisClient:
             raise reply
         return reply
 
-    def fire(self, *args: Arg) -> bool:
-        """Send a command without waiting for its reply (dropped on arrival, errors included).
+    def defer(self, *args: Arg) -> bool:
+        """Send a command without waiting for its reply (dropped on arrival, errors included), written
+        together with this client's next command or after ``defer_seconds`` at the latest: one write and
+        one read fewer than a command of its own.
 
         Commands on one connection run in order, so whatever this client sends later sees its effect.
         False, and nothing sent, when no connection is open: the caller then uses ``call``.
@@ -209,11 +237,12 @@ class RedisClient:
         pipe = self._pipe
         if pipe is None or pipe.closed:
             return False
-        pipe.send(encode(args)).add_done_callback(_ignore)
+        pipe.hold(encode(args), self.defer_seconds).add_done_callback(_ignore)
         return True
 
     async def close(self) -> None:
         if self._pipe is not None and self._pipe.transport is not None:
+            self._pipe.flush()  # deferred commands still go out before the connection closes
             self._pipe.transport.close()
         self._pipe = None
 
@@ -285,6 +314,6 @@ class Script:
                 raise
             return await self.client.call("EVAL", self.source, len(keys), *keys, *args)
 
-    def fire(self, keys: list[str], args: list[Arg]) -> bool:
-        """EVALSHA without waiting (see ``RedisClient.fire``); a server without the script drops it."""
-        return self.client.fire("EVALSHA", self.sha, len(keys), *keys, *args)
+    def defer(self, keys: list[str], args: list[Arg]) -> bool:
+        """EVALSHA without waiting (see ``RedisClient.defer``); a server without the script drops it."""
+        return self.client.defer("EVALSHA", self.sha, len(keys), *keys, *args)

@@ -5,7 +5,7 @@ The cores (``app.oauth``, ``app.oidc``) depend on these protocols only; ``app.st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -126,7 +126,11 @@ class AuthStore(Protocol):
         issued_at: datetime,
         expires_at: datetime,
         audit: AuditRecord | None = None,
-    ) -> None: ...
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Store a new nonce. ``before_commit`` is awaited inside the transaction: if it raises (the
+        request's admission was refused), nothing is stored."""
+        ...
 
     async def complete_sign_in(
         self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord, audit: AuditRecord

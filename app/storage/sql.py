@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ class SqlStore(SqlAuditLog):
         issued_at: datetime,
         expires_at: datetime,
         audit: AuditRecord | None = None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
@@ -77,6 +78,8 @@ class SqlStore(SqlAuditLog):
             )
             if audit is not None:
                 await append(conn, audit, self.hasher)
+            if before_commit is not None:
+                await before_commit()
 
     async def complete_sign_in(
         self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord, audit: AuditRecord

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from sqlalchemy import text
 
+from app.risk.limits import DEFAULT_LIMITS
 from tests.conftest import FakeClock, make_settings, running_app, sign, siwe_text
 
 REDIS = ("127.0.0.1", 6379)
@@ -97,3 +99,56 @@ async def test_ready_reports_redis_down(tmp_path: Path, sqlite_url: str) -> None
         assert (await h.client.post("/siwe/nonce")).status_code == 201  # the stricter fallback still serves
         ready = await h.client.get("/ready")
         assert ready.status_code == 503 and "Redis" in ready.json()["error_description"]
+
+
+def shared_settings(tmp_path: Path, **overrides: Any) -> Any:
+    """An app on SQLite whose limits live in the machine's Redis, in a database number of this run."""
+    if not redis_up():
+        pytest.skip("Redis is not answering on 127.0.0.1:6379: shared limits need it")
+    url = f"redis://127.0.0.1:6379/{uuid.uuid4().int % 15 + 1}"
+    db = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    return make_settings(tmp_path, database_url=db, rate_limits=True, redis_url=url, **overrides)
+
+
+async def count(h: Any, sql: str) -> int:
+    async with h.app.state.provider.store.engine.connect() as conn:
+        return int((await conn.execute(text(sql))).scalar_one())
+
+
+async def test_with_redis_a_refused_nonce_request_stores_no_nonce(tmp_path: Path) -> None:
+    # The nonce is written while Redis's verdict travels; the write commits only once it is in.
+    async with running_app(shared_settings(tmp_path), FakeClock()) as h:
+        guard = h.app.state.provider.guard
+        await guard.backend.reset("")
+        try:
+            replies = [await h.client.post("/siwe/nonce") for _ in range(40)]
+            issued = sum(r.status_code == 201 for r in replies)
+            assert issued == DEFAULT_LIMITS["nonce:ip"].burst
+            assert {r.status_code for r in replies[issued:]} == {429}
+            assert await count(h, "SELECT count(*) FROM siwe_nonces") == issued
+        finally:
+            await guard.backend.reset("")
+
+
+async def test_with_redis_a_refused_sign_in_is_not_counted_or_recorded(tmp_path: Path) -> None:
+    # Bad signatures over the verify budget: the signature check may run while Redis answers, but a
+    # refused request is a 429, not a 401, and leaves no failure entry and no failure count behind.
+    clock = FakeClock()
+    async with running_app(shared_settings(tmp_path), clock) as h:
+        guard = h.app.state.provider.guard
+        await guard.backend.reset("")
+        try:
+            wallet, codes = Account.create(), []
+            for _ in range(14):
+                offer = (await h.client.post("/siwe/nonce")).json()
+                message = siwe_text(offer, wallet.address, issued_at=clock.now())
+                forged = {"message": message, "signature": sign(Account.create(), message)}
+                codes.append((await h.client.post("/siwe/verify", json=forged)).status_code)
+            allowed = DEFAULT_LIMITS["verify:ip"].burst
+            assert codes == [401] * allowed + [429] * (14 - allowed)
+            entries = await count(h, "SELECT count(*) FROM audit_log WHERE type = 'signin.failed'")
+            assert entries == allowed
+            score = await guard.detector.store.peek("score:ip:127.0.0.1", clock.now().timestamp(), 300.0)
+            assert allowed - 0.5 < score <= allowed  # one per 401, none for the 429s (no time passed)
+        finally:
+            await guard.backend.reset("")

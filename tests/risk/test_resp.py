@@ -93,18 +93,40 @@ async def test_script_loads_itself_when_the_server_lacks_it(client: RedisClient,
     script = Script(client, f"-- {uuid.uuid4().hex}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])")
     assert await script([prefix + "n"], [5]) == 5  # NOSCRIPT, then EVAL
     assert await script([prefix + "n"], [2]) == 7  # EVALSHA
-    assert script.fire([prefix + "n"], [1])
-    assert await client.call("GET", prefix + "n") == b"8"  # fired before: applied before
+    assert script.defer([prefix + "n"], [1])
+    assert await client.call("GET", prefix + "n") == b"8"  # deferred before: written first, applied first
 
 
-async def test_fire_needs_an_open_connection(redis_url: str) -> None:
+async def test_defer_needs_an_open_connection(redis_url: str) -> None:
     c = RedisClient(redis_url)
     try:
-        assert not c.fire("PING")
+        assert not c.defer("PING")
         await c.call("PING")
-        assert c.fire("PING")
+        assert c.defer("PING")
     finally:
         await c.close()
+
+
+async def test_a_deferred_command_goes_out_on_its_own_after_the_delay_or_at_close(
+    redis_url: str, prefix: str
+) -> None:
+    c, watcher = RedisClient(redis_url, defer_seconds=0.05), RedisClient(redis_url)
+    try:
+        await c.call("PING")
+        assert c.defer("SET", prefix + "late", "1")
+        assert await watcher.call("GET", prefix + "late") is None  # held back: nothing was written yet
+        await asyncio.sleep(0.2)
+        assert await watcher.call("GET", prefix + "late") == b"1"  # the timer wrote it
+        assert c.defer("SET", prefix + "closing", "1")
+        await c.close()
+        for _ in range(50):  # the close wrote it; Redis runs it once it reads the socket
+            if await watcher.call("GET", prefix + "closing") == b"1":
+                break
+            await asyncio.sleep(0.01)
+        assert await watcher.call("GET", prefix + "closing") == b"1"
+    finally:
+        await c.close()
+        await watcher.close()
 
 
 async def test_refused_connection_and_a_server_that_never_answers() -> None:
