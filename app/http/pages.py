@@ -38,7 +38,7 @@ class Pages:
         self._signin = Template(self._read("signin.html"))
         self._error = Template(self._read("error.html"))
         self._css = self._read("pages.css")
-        self._script = self._read("keccak.js") + "\n" + self._read("signin.js")
+        self._script = "\n".join(self._read(name) for name in ("keccak.js", "passkey.js", "signin.js"))
         for name, text in (("pages.css", self._css), ("scripts", self._script)):
             if re.search(r"</(script|style)", text, re.IGNORECASE):
                 raise ValueError(f"{name} must not contain a closing script or style tag")

@@ -241,7 +241,12 @@ def _view(
     base = f"/authorize/interactions/{interaction_id}"
     return {
         "interaction": interaction_id,
-        "endpoints": {"signin": f"{base}/signin", "consent": f"{base}/consent"},
+        "endpoints": {
+            "signin": f"{base}/signin",
+            "consent": f"{base}/consent",
+            # a passkey step-up's challenge (app.http.mfa): the page asks for it after the wallet signed
+            "webauthn_assertion": "/mfa/webauthn/assertion",
+        },
         "client": {"client_id": client.client_id, "client_name": client.client_name},
         "siwe": {
             "scheme": signin.siwe_scheme(p),

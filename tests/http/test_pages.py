@@ -4,7 +4,9 @@ style carries the CSP nonce, nothing is loaded from elsewhere, and the page's Ke
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -13,6 +15,8 @@ from typing import Any
 import pytest
 
 from app.http.pages import ASSETS, Pages, script_json
+from app.mfa.webauthn import RelyingParty, authentication_options, verify_authentication
+from tests.mfa.authenticator import SoftwareAuthenticator
 
 NONCE = "n0nce-Of-Twenty-Two_ch"
 HOSTILE = "</script><script>alert(1)</script><!-- &amp; \"' \u2028 <img src=x onerror=alert(2)>"
@@ -24,6 +28,7 @@ def make_view(**override: Any) -> dict[str, Any]:
         "endpoints": {
             "signin": "/authorize/interactions/i-123/signin",
             "consent": "/authorize/interactions/i-123/consent",
+            "webauthn_assertion": "/mfa/webauthn/assertion",
         },
         "client": {"client_id": "rp", "client_name": "Example RP"},
         "siwe": {
@@ -157,7 +162,16 @@ def test_nothing_is_loaded_from_elsewhere(pages: Pages, page: str) -> None:
 
 def test_ids_the_tests_and_the_lead_rely_on(pages: Pages) -> None:
     ids = {attrs.get("id") for _, attrs in parse(render(pages, "signin")).tags}
-    for wanted in ("connect", "consent", "allow", "deny", "second-factor", "submit-factor", "error"):
+    for wanted in (
+        "connect",
+        "consent",
+        "allow",
+        "deny",
+        "second-factor",
+        "submit-factor",
+        "use-passkey",
+        "error",
+    ):
         assert wanted in ids
     error = next(attrs for _, attrs in parse(render(pages, "signin")).tags if attrs.get("id") == "error")
     assert error.get("role") == "alert"
@@ -260,3 +274,101 @@ def test_page_script_is_valid_javascript(pages: Pages, tmp_path: Any) -> None:
     script.write_text(executable[0], encoding="utf-8")
     check = subprocess.run([NODE, "--check", str(script)], capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr
+
+
+_RUN_PASSKEY = """
+const fs = require("node:fs");
+const P = new Function(fs.readFileSync(process.argv[1], "utf8") + "\\nreturn PortcullisPasskey;")();
+const input = JSON.parse(fs.readFileSync(0, "utf8"));
+const hex = (bytes) => Buffer.from(bytes).toString("hex");
+// Node's own base64url decoder builds the browser's objects, so the page's codec is checked against it.
+// Some fields are plain ArrayBuffers (as browsers hand them over), others views at an offset into a larger
+// buffer: an encoder that read a view's whole buffer would send the neighbouring bytes too.
+const buffer = (text) => {
+  const raw = Buffer.from(text, "base64url");
+  const outer = new Uint8Array(raw.length + 3);
+  outer.set(raw, 1);
+  return new Uint8Array(outer.buffer, 1, raw.length);
+};
+const options = P.requestOptions(input.options);
+const decoded = {
+  challenge: hex(options.challenge),
+  ids: options.allowCredentials.map((c) => hex(c.id)),
+  rest: Object.fromEntries(
+    Object.entries(options).filter(([k]) => !["challenge", "allowCredentials"].includes(k)),
+  ),
+};
+const assertions = input.assertions.map((a) =>
+  P.assertionJson({
+    id: a.id,
+    rawId: buffer(a.rawId).slice().buffer,
+    type: a.type,
+    authenticatorAttachment: a.attachment,
+    response: {
+      clientDataJSON: buffer(a.response.clientDataJSON),
+      authenticatorData: buffer(a.response.authenticatorData).slice().buffer,
+      signature: buffer(a.response.signature),
+      userHandle: a.response.userHandle === undefined ? null : buffer(a.response.userHandle),
+    },
+    getClientExtensionResults: () => ({}),
+  }),
+);
+const refused = input.bad.map((text) => {
+  try {
+    P.base64urlDecode(text);
+    return false;
+  } catch {
+    return true;
+  }
+});
+console.log(JSON.stringify({ decoded, assertions, refused }));
+"""
+
+
+# a length no base64 has, standard base64's two characters, padding
+BAD_BASE64URL = ["a", "ab+c", "ab/c", "ab=="]
+
+
+@needs_node
+def test_page_passkey_json_is_what_the_server_verifies() -> None:
+    """passkey.js decodes the server's request options and encodes the browser's assertion as the
+    AuthenticationResponseJSON that app.mfa.webauthn verifies (base64url of every padding length)."""
+    rp = RelyingParty(id="localhost", name="Portcullis", origins=("http://localhost:8000",))
+    authenticators = [
+        SoftwareAuthenticator(credential_id=os.urandom(n), user_handle=handle)
+        for n, handle in ((16, os.urandom(32)), (17, None), (18, os.urandom(33)), (64, None))
+    ]
+    challenge = b"\xfb\xff\xfe" * 10 + hashlib.sha256(b"rest").digest()[:2]
+    options = authentication_options(rp, [a.credential_id for a in authenticators], challenge)
+    assert "-" in options["challenge"] and "_" in options["challenge"]  # the two url-safe characters
+    responses = [a.get(options, rp.origins[0]) for a in authenticators]
+    keys = [a.cose_key() for a in authenticators]
+    attachments = ["platform", None, "cross-platform", "platform"]
+    assertions = [{**r, "attachment": at} for r, at in zip(responses, attachments, strict=True)]
+    assert NODE is not None
+    done = subprocess.run(
+        [NODE, "-e", _RUN_PASSKEY, str(ASSETS / "passkey.js")],
+        input=json.dumps({"options": options, "assertions": assertions, "bad": BAD_BASE64URL}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+
+    assert out["decoded"]["challenge"] == challenge.hex()
+    assert out["decoded"]["ids"] == [a.credential_id.hex() for a in authenticators]
+    assert out["decoded"]["rest"] == {
+        k: v for k, v in options.items() if k not in ("challenge", "allowCredentials")
+    }
+    assert out["refused"] == [True] * len(BAD_BASE64URL)
+    for i, response in enumerate(responses):
+        encoded, attachment = out["assertions"][i], attachments[i]
+        expected = dict(response)
+        if attachment is not None:
+            expected["authenticatorAttachment"] = attachment
+        assert encoded == expected
+        verified = verify_authentication(
+            encoded, challenge=challenge, rp=rp, public_key=keys[i], stored_sign_count=0
+        )
+        assert verified.user_verified and verified.sign_count == 1

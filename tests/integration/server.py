@@ -21,9 +21,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    """``portcullis serve`` listening on 127.0.0.1. ``public_host`` names it in the issuer URL: ``localhost``
+    for browser tests of WebAuthn, whose relying party id must be a domain, never an IP address."""
+
+    def __init__(self, data_dir: Path, *, public_host: str = "127.0.0.1", **env: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{public_host}:{self.port}"
+        if public_host != "127.0.0.1":
+            env = {"PORTCULLIS_ISSUER": self.url, **env}
         clean = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
         self.env = {
             **clean,

@@ -87,13 +87,15 @@ class RelyingParty:
         }
 
 
-def serve(data_dir: Path, rp: RelyingParty) -> ServerProcess:
-    """``portcullis serve`` with the RP registered, wallets on chain 31337 and no compliance source."""
+def serve(data_dir: Path, rp: RelyingParty, *, public_host: str = "127.0.0.1") -> ServerProcess:
+    """``portcullis serve`` with the RP registered, wallets on chain 31337 and no compliance source;
+    ``public_host`` is the host name in its issuer URL (see ServerProcess)."""
     clients_file = data_dir / "clients.json"
     data_dir.mkdir(parents=True, exist_ok=True)
     clients_file.write_text(json.dumps([rp.registration()]), encoding="utf-8")
     return ServerProcess(
         data_dir,
+        public_host=public_host,
         PORTCULLIS_CLIENTS_FILE=str(clients_file),
         PORTCULLIS_DEV_CHAIN="false",
         PORTCULLIS_CHAIN_IDS=json.dumps([CHAIN_ID]),
@@ -110,8 +112,15 @@ def run_flow(
     scope: str = "openid",
     extra_parameters: dict[str, str] | None = None,
     codes: list[str] | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+    passkey_bearer: str | None = None,
+    virtual_authenticator: bool = False,
 ) -> dict[str, Any]:
-    """Run one scenario of flow.mjs and return its JSON line (``ok`` false carries ``error``)."""
+    """Run one scenario of flow.mjs and return its JSON line (``ok`` false carries ``error``).
+
+    ``step_up`` takes ``codes`` or ``attempts`` (``{"code": ...}`` or ``{"passkey": {"user_verified":
+    bool}}``); with ``passkey_bearer`` (an access token of a recent wallet sign-in) it first registers a
+    passkey on Chromium's virtual authenticator, which ``virtual_authenticator`` adds to the page."""
     request = {
         "scenario": scenario,
         "issuer": server.url,
@@ -123,6 +132,9 @@ def run_flow(
         "wallet_key": wallet_key,
         "wallet_chain_id": wallet_chain_id,
         "codes": codes or [],
+        "attempts": attempts or [],
+        "passkey_bearer": passkey_bearer,
+        "virtual_authenticator": virtual_authenticator,
         "chromium": str(CHROMIUM),
         "timeout_ms": 20000,
     }

@@ -2,7 +2,12 @@
 through a real FAPI 2.0 authorization request by openid-client: a wallet on the wrong chain is told to
 switch and signs nothing; a rejected signature can be retried without fetching anything; an RFC 9470
 step-up (acr_values wallet+mfa) asks for the TOTP code of a wallet that enrolled one through /mfa, refuses
-a wrong code without reaching consent, and issues acr wallet+mfa for the right one."""
+a wrong code without reaching consent, and issues acr wallet+mfa for the right one.
+
+Passkeys run on a server whose issuer is http://localhost:<port> (a WebAuthn rp id is a domain, and
+localhost is a secure context), with Chromium's virtual authenticator: a passkey registered through /mfa
+steps up on the page's "Use a passkey" button; a failed user verification shows an error, reaches no
+consent and leaves the code field usable; a wallet without a passkey is told so and steps up with a code."""
 
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ from tests.integration.test_openid_client_e2e import (
 CHAIN_WALLET_KEY = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
 MFA_WALLET_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a"
 RETRY_WALLET_KEY = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba"
+# anvil / hardhat development accounts 6, 7 and 8, for the passkey tests
+PASSKEY_WALLET_KEY = "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e"
+UNVERIFIED_WALLET_KEY = "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356"
+NO_PASSKEY_WALLET_KEY = "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97"
+WEBAUTHN_AMR = {"siwe", "hwk", "user", "mfa"}  # app.mfa.acr: siwe + AMR_WEBAUTHN + mfa
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +53,15 @@ def relying_party() -> RelyingParty:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, relying_party: RelyingParty) -> Iterator[ServerProcess]:
     with serve(tmp_path_factory.mktemp("page"), relying_party) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def localhost_server(
+    tmp_path_factory: pytest.TempPathFactory, relying_party: RelyingParty
+) -> Iterator[ServerProcess]:
+    """Issuer http://localhost:<port>: WebAuthn rp id ``localhost``, origin the issuer's (app/settings.py)."""
+    with serve(tmp_path_factory.mktemp("passkey"), relying_party, public_host="localhost") as running:
         yield running
 
 
@@ -77,15 +96,23 @@ def signin_path(result: dict[str, Any]) -> str:
     return paths[0]
 
 
-def enrol_totp(server: ServerProcess, key: str) -> pyotp.TOTP:
-    """Sign in directly (POST /siwe/nonce, /siwe/verify) and enrol a confirmed TOTP factor (docs/MFA.md)."""
+def wallet_access_token(server: ServerProcess, key: str) -> str:
+    """Sign in directly (POST /siwe/nonce, /siwe/verify): a fresh wallet-only session, which may enrol a
+    subject's first factor (docs/MFA.md, "recent strong authentication")."""
     wallet = Account.from_key(key)
     with httpx.Client(base_url=server.url, timeout=10) as http:
         offer = http.post("/siwe/nonce").json()
         message = siwe_text(offer, wallet.address, issued_at=datetime.now(UTC), statement="Enrol a factor.")
         signed_in = http.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
         assert signed_in.status_code == 200, signed_in.text
-        bearer = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        token: str = signed_in.json()["access_token"]
+        return token
+
+
+def enrol_totp(server: ServerProcess, key: str) -> pyotp.TOTP:
+    """Enrol a confirmed TOTP factor with a fresh wallet sign-in (docs/MFA.md)."""
+    bearer = {"Authorization": f"Bearer {wallet_access_token(server, key)}"}
+    with httpx.Client(base_url=server.url, timeout=10) as http:
         enrolment = http.post("/mfa/totp", headers=bearer)
         assert enrolment.status_code == 201, enrolment.text
         totp = pyotp.TOTP(enrolment.json()["secret"])
@@ -128,3 +155,109 @@ def test_step_up_asks_for_the_second_factor(server: ServerProcess, relying_party
     assert claims["acr"] == MFA_ACR
     assert {"siwe", "otp", "mfa"} <= set(claims["amr"])
     assert result["access_token_claims"]["acr"] == MFA_ACR
+
+
+def factors(server: ServerProcess, access_token: str) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"{server.url}/mfa/factors", headers={"Authorization": f"Bearer {access_token}"}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    listed: list[dict[str, Any]] = answer.json()["factors"]
+    return listed
+
+
+@needs_rp
+def test_step_up_with_a_passkey(localhost_server: ServerProcess, relying_party: RelyingParty) -> None:
+    server = localhost_server
+    token = wallet_access_token(server, PASSKEY_WALLET_KEY)
+    result = run_flow(
+        server,
+        relying_party,
+        "step_up",
+        wallet_key=PASSKEY_WALLET_KEY,
+        extra_parameters={"acr_values": MFA_ACR},
+        attempts=[{"passkey": {"user_verified": True}}],
+        passkey_bearer=token,
+        virtual_authenticator=True,
+    )
+    assert result["ok"], explain(result)
+    # registered for real: the server's options for localhost, the authenticator's credential stored
+    registration = result["registration"]
+    assert registration["options"]["rp"]["id"] == "localhost"
+    assert registration["finish_status"] == 201, registration
+    assert registration["factor"]["kind"] == "webauthn" and registration["factor"]["confirmed"], registration
+    assert registration["authenticator_credentials"] == 1
+    # the passkey is this wallet's only second factor, and the step-up used it
+    (factor,) = factors(server, token)
+    assert factor["kind"] == "webauthn" and factor["last_used_at"] is not None, factor
+
+    assert result["passkey_offered"] is True
+    (attempt,) = result["attempts"]
+    assert attempt["outcome"] == "consent", attempt
+    assert attempt["requests"][0] == "POST /mfa/webauthn/assertion", attempt
+    assert attempt["requests"][1].endswith("/signin") and len(attempt["requests"]) == 2, attempt
+    assert not any("Content Security Policy" in line for line in result["console"]), result["console"]
+    claims = result["id_token_claims"]
+    assert claims["sub"] == wallet_subject(PASSKEY_WALLET_KEY)
+    assert claims["iss"] == server.url and server.url.startswith("http://localhost:")
+    assert claims["acr"] == MFA_ACR
+    assert set(claims["amr"]) >= WEBAUTHN_AMR and "otp" not in claims["amr"], claims["amr"]
+    assert result["access_token_claims"]["acr"] == MFA_ACR
+    assert set(result["access_token_claims"]["amr"]) >= WEBAUTHN_AMR
+
+
+@needs_rp
+def test_a_passkey_without_user_verification_does_not_step_up(
+    localhost_server: ServerProcess, relying_party: RelyingParty
+) -> None:
+    server = localhost_server
+    token = wallet_access_token(server, UNVERIFIED_WALLET_KEY)
+    result = run_flow(
+        server,
+        relying_party,
+        "step_up",
+        wallet_key=UNVERIFIED_WALLET_KEY,
+        extra_parameters={"acr_values": MFA_ACR},
+        attempts=[{"passkey": {"user_verified": False}}],
+        passkey_bearer=token,
+        virtual_authenticator=True,
+    )
+    assert result["ok"], explain(result)
+    assert result["registration"]["finish_status"] == 201, result["registration"]
+    (attempt,) = result["attempts"]
+    # user verification is required (docs/MFA.md): the authenticator refuses, the page says so and signs
+    # nothing in; the code field stays usable
+    assert attempt["outcome"] == "error", attempt
+    assert "passkey was not used" in attempt["error_text"], attempt
+    assert attempt["requests"] == ["POST /mfa/webauthn/assertion"], attempt
+    assert attempt["code_field_usable"] and attempt["passkey_button_enabled"], attempt
+    assert "id_token_claims" not in result and "callback" not in result
+    (factor,) = factors(server, token)
+    assert factor["kind"] == "webauthn" and factor["last_used_at"] is None, factor
+
+
+@needs_rp
+def test_a_wallet_without_a_passkey_is_told_and_can_use_a_code(
+    localhost_server: ServerProcess, relying_party: RelyingParty
+) -> None:
+    server = localhost_server
+    totp = enrol_totp(server, NO_PASSKEY_WALLET_KEY)
+    result = run_flow(
+        server,
+        relying_party,
+        "step_up",
+        wallet_key=NO_PASSKEY_WALLET_KEY,
+        extra_parameters={"acr_values": MFA_ACR},
+        attempts=[{"passkey": {}}, {"code": totp.at(time.time() + 30)}],
+        virtual_authenticator=True,
+    )
+    assert result["ok"], explain(result)
+    no_passkey, code = result["attempts"]
+    assert no_passkey["outcome"] == "error", no_passkey
+    assert "No passkey is registered for this wallet" in no_passkey["error_text"], no_passkey
+    assert no_passkey["requests"] == ["POST /mfa/webauthn/assertion"], no_passkey
+    assert no_passkey["code_field_usable"], no_passkey
+    assert code["outcome"] == "consent", code
+    claims = result["id_token_claims"]
+    assert claims["acr"] == MFA_ACR and {"siwe", "otp", "mfa"} <= set(claims["amr"])
+    assert "hwk" not in claims["amr"]

@@ -1,5 +1,6 @@
 // The hosted sign-in page: EIP-1193 wallet -> EIP-4361 message -> personal_sign -> POST signin ->
-// (second factor) -> consent -> redirect. Text from the server is only ever set with textContent.
+// (second factor: a code, or a passkey through WebAuthn) -> consent -> redirect. Text from the server is
+// only ever set with textContent.
 (() => {
   "use strict";
   const view = JSON.parse(document.getElementById("portcullis-interaction").textContent);
@@ -9,10 +10,17 @@
   const connect = $("connect");
   const factorForm = $("factor-form");
   const factorInput = $("second-factor");
+  const passkeyButton = $("use-passkey");
+  // WebAuthn needs a secure context; without it (or in an old browser) only codes are offered.
+  const PASSKEYS =
+    typeof window.PublicKeyCredential === "function" &&
+    !!navigator.credentials &&
+    typeof navigator.credentials.get === "function";
   const clientLabel = view.client.client_name || view.client.client_id;
   // Errors after which this nonce cannot succeed: the user has to start again from the app.
   const RESTART = new Set(["nonce_mismatch", "expired_message", "message_too_old", "interaction_expired"]);
   let pending = null; // {message, signature, device_id} of the last signature, re-sent with a second factor
+  let signer = null; // {address, chainId} that made the last signature: whose passkeys to ask for
 
   function fill(list, items) {
     list.replaceChildren();
@@ -124,6 +132,7 @@
       const hex = "0x" + PortcullisKeccak.toHex(new TextEncoder().encode(message));
       const signature = await window.ethereum.request({ method: "personal_sign", params: [hex, address] });
       pending = { message, signature: String(signature), device_id: deviceId() };
+      signer = { address, chainId };
       await submit(pending);
     } catch (exc) {
       busy(false);
@@ -143,6 +152,7 @@
   function askSecondFactor() {
     factorForm.hidden = false;
     connect.hidden = true;
+    passkeyButton.hidden = !PASSKEYS;
     factorInput.value = "";
     factorInput.focus();
   }
@@ -154,6 +164,55 @@
     if (!pending || !code) return showError("Enter the code from your authenticator app or a recovery code.");
     const type = /^\d{6}$/.test(code) ? "totp" : "recovery";
     await submit({ ...pending, second_factor: { type, code } });
+  }
+
+  // The subject passkeys are registered to: did:pkh (CAIP-10) as app.oidc.tokens.did_pkh mints it, with
+  // the EIP-55 address and the chain id of the message just signed.
+  function subject() {
+    return `did:pkh:eip155:${signer.chainId}:${signer.address}`;
+  }
+
+  // Why navigator.credentials.get failed, in words. The browser does not say whether a cancel, a timeout, a
+  // failed PIN or biometric check or an unknown credential was the cause (WebAuthn L2, "Authentication
+  // Ceremony Privacy"), and neither can we.
+  function passkeyProblem(exc) {
+    const name = exc && exc.name ? String(exc.name) : "Error";
+    if (name === "NotAllowedError" || name === "AbortError") {
+      return (
+        "The passkey was not used: the request was cancelled, timed out or not verified. " +
+        "Try again, or enter a code instead."
+      );
+    }
+    return `Your browser could not use a passkey here (${name}). Enter a code instead.`;
+  }
+
+  async function usePasskey() {
+    clearError();
+    if (!pending || !signer) return showError("Sign in with your wallet first.");
+    busy(true, "Asking for a passkey challenge…");
+    const options = await post(view.endpoints.webauthn_assertion, { subject: subject() });
+    if (!options.ok) {
+      busy(false);
+      // The API answers the same for an unknown wallet and for one without a passkey.
+      showError(
+        options.body.error === "no_factor_enrolled"
+          ? "No passkey is registered for this wallet. Enter a code instead."
+          : explain(options.body),
+      );
+      return factorInput.focus();
+    }
+    let credential;
+    busy(true, "Waiting for your passkey…");
+    try {
+      credential = await navigator.credentials.get({ publicKey: PortcullisPasskey.requestOptions(options.body) });
+      if (!credential) throw Object.assign(new Error("no credential"), { name: "NotAllowedError" });
+    } catch (exc) {
+      busy(false);
+      showError(passkeyProblem(exc));
+      return factorInput.focus();
+    }
+    const answer = PortcullisPasskey.assertionJson(credential);
+    await submit({ ...pending, second_factor: { type: "webauthn", credential: answer } });
   }
 
   function showConsent(consent) {
@@ -190,6 +249,7 @@
   $("step-up-note").hidden = !view.step_up;
   connect.addEventListener("click", signIn);
   factorForm.addEventListener("submit", submitFactor);
+  passkeyButton.addEventListener("click", usePasskey);
   $("allow").addEventListener("click", () => decide(true));
   $("deny").addEventListener("click", () => decide(false));
 })();

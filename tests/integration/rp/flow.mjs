@@ -84,12 +84,62 @@ async function browserFor(wallet) {
   );
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
+  const authenticator = input.virtual_authenticator ? await virtualAuthenticator(page) : null;
   page.on("console", (msg) => {
     if (msg.type() === "error" || msg.type() === "warning") result.console.push(msg.text());
   });
   page.on("pageerror", (exc) => result.console.push(`pageerror: ${exc.message}`));
   page.on("request", (req) => result.requests.push(`${req.method()} ${new URL(req.url()).pathname}`));
-  return { browser, page };
+  return { browser, page, authenticator };
+}
+
+// Chromium's virtual authenticator (CDP WebAuthn domain) in the page's tab: a platform passkey provider
+// with resident keys and user verification, standing in for a phone or laptop with a fingerprint reader.
+async function virtualAuthenticator(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    // false: the PIN or biometric check fails, as when someone else holds the device
+    userVerified: (isUserVerified) => cdp.send("WebAuthn.setUserVerified", { authenticatorId, isUserVerified }),
+    credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials,
+  };
+}
+
+// A passkey registered for real through the API (docs/MFA.md), with the access token of a recent wallet
+// sign-in: the server's creation options, navigator.credentials.create() on a page of the issuer's origin
+// (the browser's own JSON methods, not the hosted page's code), then the credential back to the server.
+async function registerPasskey(page, authenticator) {
+  if (!authenticator) throw new Error("registering a passkey needs virtual_authenticator");
+  const api = async (path, body) => {
+    const response = await fetch(new URL(path, input.issuer), {
+      method: "POST",
+      headers: { Authorization: `Bearer ${input.passkey_bearer}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body ?? {}),
+    });
+    return { status: response.status, body: await response.json() };
+  };
+  const options = await api("/mfa/webauthn/registration");
+  result.registration = { options_status: options.status, options: options.body };
+  if (options.status !== 200) throw new Error(`registration options: HTTP ${options.status}`);
+  await page.goto(new URL("/.well-known/openid-configuration", input.issuer).href);
+  const credential = await page.evaluate(async (json) => {
+    const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(json);
+    return (await navigator.credentials.create({ publicKey })).toJSON();
+  }, options.body);
+  const finished = await api("/mfa/webauthn/registration/finish", { credential, label: "Virtual passkey" });
+  result.registration.finish_status = finished.status;
+  result.registration.factor = finished.body;
+  result.registration.authenticator_credentials = (await authenticator.credentials()).length;
 }
 
 async function openPage(page, url) {
@@ -211,24 +261,43 @@ const scenarios = {
     result.signed_messages = wallet.signed;
   },
 
-  // RFC 9470 step-up on the page: a wrong code is refused and shows an error, a right one reaches consent.
-  async step_up({ config, dpop, page }) {
+  // RFC 9470 step-up on the page. Each attempt is a code typed into the field ({code}) or the passkey
+  // button ({passkey: {user_verified}}); after each, consent shows or an error does, and nothing else.
+  async step_up({ config, dpop, page, authenticator }) {
+    if (input.passkey_bearer) await registerPasskey(page, authenticator);
     const { url, checks } = await authorizationRequest(config, dpop);
     await openPage(page, url);
     await page.click("#connect");
     await page.locator("#second-factor").waitFor({ state: "visible" });
     result.factor_label = (await page.locator("label[for=second-factor]").innerText()).trim();
+    result.passkey_offered = await visible(page, "#use-passkey");
     result.attempts = [];
-    for (const code of input.codes) {
-      await page.fill("#second-factor", code);
-      await page.click("#submit-factor");
-      // either consent shows or an error does; nothing else may happen
+    const attempts = input.attempts.length > 0 ? input.attempts : input.codes.map((code) => ({ code }));
+    for (const attempt of attempts) {
+      const before = result.requests.length;
+      if (attempt.passkey) {
+        if (authenticator) await authenticator.userVerified(attempt.passkey.user_verified ?? true);
+        await page.click("#use-passkey");
+      } else {
+        await page.fill("#second-factor", attempt.code);
+        await page.click("#submit-factor");
+      }
       await page.locator("#consent:visible, #error:visible").first().waitFor();
+      const done = { ...attempt, requests: result.requests.slice(before) };
       if (await visible(page, "#consent")) {
-        result.attempts.push({ code, outcome: "consent" });
+        result.attempts.push({ ...done, outcome: "consent" });
         break;
       }
-      result.attempts.push({ code, outcome: "error", error_text: await errorText(page) });
+      result.attempts.push({
+        ...done,
+        outcome: "error",
+        error_text: await errorText(page),
+        code_field_usable:
+          (await visible(page, "#second-factor")) &&
+          (await page.locator("#second-factor").isEditable()) &&
+          (await page.locator("#submit-factor").isEnabled()),
+        passkey_button_enabled: await page.locator("#use-passkey").isEnabled(),
+      });
     }
     if (!(await visible(page, "#consent"))) return;
     await page.click("#allow");
@@ -243,7 +312,7 @@ try {
   const { config, dpop } = await relyingParty();
   const opened = await browserFor(wallet);
   browser = opened.browser;
-  await scenarios[input.scenario]({ config, dpop, page: opened.page, wallet });
+  await scenarios[input.scenario]({ config, dpop, page: opened.page, wallet, authenticator: opened.authenticator });
   result.ok = true;
 } catch (exc) {
   result.error = `${exc.name}: ${exc.message}`;
