@@ -1,6 +1,7 @@
 """What rate limiting adds to a sign-in: the same sign-ins with and without the limiter, side by side.
 
-Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] [--iterations 2000]``
+Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] [--iterations 2000]
+[--redis-rtt-ms 0]``
 
 1. Apps in this process (``tests.conftest.running_app``), each on a fresh SQLite file of its own, sharing
    one fake clock, differing only in the request guard (``app.risk.guard``):
@@ -9,7 +10,12 @@ Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] 
    the lock lookups too, in the Redis at 127.0.0.1:6379 under a key prefix of this run's own (skipped
    when it does not answer), as a deployment with several replicas runs. And ``neither``: ``without``
    with the risk engine cut out too, as ``bench/risk_overhead.py`` does it (no assessment, no indexes of
-   its own), for the cost of the two together.
+   its own), for the cost of the two together. Two controls where Redis answers: ``memory+ping``, the
+   in-memory limiter plus one awaited Redis PING per guarded request (the round trip any limiter that
+   asks a shared store per request must make, with no script and none of our code), and ``redis
+   waited``, the Redis guard with its gate awaited before the request's work instead of beside it.
+   ``--redis-rtt-ms`` puts ``bench/delay_relay.py`` (a process of its own) between every app and Redis,
+   adding that much to each round trip: Redis on another host.
    The same sign-ins go to every app: first ``--history`` untimed ones (then the clock moves two days
    on), then the timed rounds. 40 wallets, each from an IP of its own with its own device id, the
    clock moving 30 s per round so the default limits allow every call (the allowed path is the common
@@ -37,6 +43,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +53,12 @@ from sqlalchemy import text
 
 from app.risk.anomaly import AnomalyDetector
 from app.risk.counters import CounterStore, MemoryCounterStore
-from app.risk.guard import build_guard
+from app.risk.guard import ADMITTED, Gate, Guard, build_guard
 from app.risk.history import INDEXES
 from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
+from app.risk.resp import RedisClient
 from bench.machine import machine_note
 from bench.risk_overhead import WALLETS, WARM_UP, Side, Timings, Wallet, fresh_database
 from tests.conftest import FakeClock, make_settings, running_app
@@ -59,10 +67,54 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET = 0.10
 STEP = 30.0  # seconds of fake time per round
 WITHOUT, NEITHER = "without", "neither"
+PING, WAITED = "memory+ping", "redis waited"
 CALLS = ("check nonce", "check verify", "redeem_nonce", "detector.locked")
 
 
-async def live(pairs: int, history: int, prefix: str, redis: bool) -> Timings:
+class WaitedGuard(Guard):
+    """The shipped Redis guard with its gate awaited at once: the request's work does not overlap the
+    round trip. Against ``redis``, it shows what the overlap saves."""
+
+    __slots__ = ()
+
+    async def begin(
+        self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
+    ) -> Gate:
+        gate = await super().begin(endpoint, ip=ip, address=address, client_id=client_id)
+        await gate.wait()
+        return ADMITTED
+
+
+class PingGuard(Guard):
+    """The in-memory guard plus one awaited Redis PING per guarded request: what a single round trip to
+    the same Redis costs, with no script and no work of ours. Against ``redis``, it shows what our guard
+    costs beyond the round trip that any limiter sharing a store per request must make."""
+
+    __slots__ = ("pinger",)
+
+    async def begin(
+        self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
+    ) -> Gate:
+        await self.pinger.call("PING")
+        return await super().begin(endpoint, ip=ip, address=address, client_id=client_id)
+
+    async def close(self) -> None:
+        await self.pinger.close()
+        await super().close()
+
+
+def guard_for(name: str, settings: Any, clock: FakeClock, prefix: str, redis_url: str) -> Guard:
+    g = build_guard(settings, clock, redis_prefix=prefix)
+    if name == WAITED:
+        return WaitedGuard(g.limiter, g.detector, g.backend, g.clock, g.shared)
+    if name == PING:
+        pinging = PingGuard(g.limiter, g.detector, g.backend, g.clock, g.shared)
+        pinging.pinger = RedisClient(redis_url)
+        return pinging
+    return g
+
+
+async def live(pairs: int, history: int, prefix: str, redis_url: str | None) -> Timings:
     clock = FakeClock()
     wallets = [Wallet(k) for k in range(WALLETS)]  # each from an IP of its own
     ips = {w.ip for w in wallets}
@@ -72,8 +124,10 @@ async def live(pairs: int, history: int, prefix: str, redis: bool) -> Timings:
         WITHOUT: {"rate_limits": False},
         "memory": {"rate_limits": True},
     }
-    if redis:
-        variants["redis"] = {"rate_limits": True, "redis_url": REDIS_URL}
+    if redis_url:
+        variants[PING] = {"rate_limits": True}
+        variants["redis"] = {"rate_limits": True, "redis_url": redis_url}
+        variants[WAITED] = {"rate_limits": True, "redis_url": redis_url}
     async with contextlib.AsyncExitStack() as stack:
         sides: dict[str, Side] = {}
         for name, options in variants.items():
@@ -81,7 +135,8 @@ async def live(pairs: int, history: int, prefix: str, redis: bool) -> Timings:
             settings = make_settings(data, database_url=url, **options)
             h = await stack.enter_async_context(running_app(settings, clock))
             provider = h.app.state.provider
-            shipped, provider.guard = provider.guard, build_guard(settings, clock, redis_prefix=prefix)
+            shipped = provider.guard
+            provider.guard = guard_for(name, settings, clock, prefix, redis_url or REDIS_URL)
             await shipped.close()
             if name == NEITHER:
                 async with provider.store.engine.begin() as conn:
@@ -132,12 +187,12 @@ async def limiter_round(
     return {name: total / iterations for name, total in spent.items()}
 
 
-async def calls(iterations: int, prefix: str, redis: bool) -> dict[str, dict[str, float]]:
+async def calls(iterations: int, prefix: str, redis_url: str | None) -> dict[str, dict[str, float]]:
     contenders: dict[str, tuple[Any, Any]] = {"memory": (MemoryBackend(), MemoryCounterStore())}
-    if redis:
+    if redis_url:
         contenders["redis"] = (
-            RedisBackend(REDIS_URL, MemoryBackend(), prefix=prefix + "rl:"),
-            RedisCounterStore(REDIS_URL, prefix=prefix + "anomaly:"),
+            RedisBackend(redis_url, MemoryBackend(), prefix=prefix + "rl:"),
+            RedisCounterStore(redis_url, prefix=prefix + "anomaly:"),
         )
     costs = {}
     for name, (backend, store) in contenders.items():
@@ -149,16 +204,43 @@ async def calls(iterations: int, prefix: str, redis: bool) -> dict[str, dict[str
     return costs
 
 
-async def measure(pairs: int, history: int, iterations: int) -> tuple[Timings, dict[str, dict[str, float]]]:
+async def measure(
+    pairs: int, history: int, iterations: int, rtt_ms: float
+) -> tuple[Timings, dict[str, dict[str, float]]]:
     prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
     probe = RedisLink(REDIS_URL)
     redis = await probe.ping()
-    try:
-        return await live(pairs, history, prefix, redis), await calls(iterations, prefix, redis)
-    finally:
+    async with contextlib.AsyncExitStack() as stack:
+        url = None
         if redis:
-            await probe.delete_matching(prefix + "*")
-        await probe.close()
+            url = await stack.enter_async_context(delayed(rtt_ms)) if rtt_ms > 0 else REDIS_URL
+        try:
+            return await live(pairs, history, prefix, url), await calls(iterations, prefix, url)
+        finally:
+            if redis:
+                await probe.delete_matching(prefix + "*")
+            await probe.close()
+    raise AssertionError("unreachable")
+
+
+@contextlib.asynccontextmanager
+async def delayed(rtt_ms: float) -> AsyncIterator[str]:
+    """The Redis URL through bench/delay_relay.py, adding ``rtt_ms`` to every round trip."""
+    relay = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("delay_relay.py")),
+        "127.0.0.1",
+        "6379",
+        str(rtt_ms / 2),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert relay.stdout is not None
+        port = int(await relay.stdout.readline())
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        relay.kill()
+        await relay.wait()
 
 
 def added(timings: Timings, name: str, base_name: str, what: str) -> None:
@@ -180,12 +262,12 @@ def added(timings: Timings, name: str, base_name: str, what: str) -> None:
 
 def report(timings: Timings) -> None:
     print(f"{len(timings.wall[WITHOUT])} rounds, one sign-in on each app (SQLite):")
-    print(f"{'':<12} {'median us':>10} {'mean us':>10} {'CPU median us':>14}")
-    limited = [name for name in ("memory", "redis") if name in timings.wall]
+    print(f"{'':<13} {'median us':>10} {'mean us':>10} {'CPU median us':>14}")
+    limited = [name for name in ("memory", PING, "redis", WAITED) if name in timings.wall]
     for name in (NEITHER, WITHOUT, *limited):
         values = timings.wall[name]
         print(
-            f"{name:<12} {statistics.median(values) * 1e6:>10.1f} {statistics.fmean(values) * 1e6:>10.1f} "
+            f"{name:<13} {statistics.median(values) * 1e6:>10.1f} {statistics.fmean(values) * 1e6:>10.1f} "
             f"{statistics.median(timings.cpu[name]) * 1e6:>14.1f}"
         )
     for name in limited:
@@ -193,6 +275,9 @@ def report(timings: Timings) -> None:
     added(timings, WITHOUT, NEITHER, "added by the risk engine")
     for name in limited:
         added(timings, name, NEITHER, "added by both")
+    if "redis" in timings.wall:
+        added(timings, "redis", PING, "the Redis guard beyond one bare round trip per request")
+        added(timings, WAITED, "redis", "waiting for Redis before the work, instead of beside it")
 
 
 def main() -> int:
@@ -201,13 +286,22 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=400, help="untimed sign-ins per app before")
     parser.add_argument("--iterations", type=int, default=2000, help="sign-ins' worth of limiter calls")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument(
+        "--redis-rtt-ms",
+        type=float,
+        default=0.0,
+        help="reach Redis through bench/delay_relay.py, adding this much to each round trip (Redis on "
+        "another host); 0: directly",
+    )
     args = parser.parse_args()
     if args.loop == "uvloop":  # what `portcullis serve` runs on (uvicorn[standard] picks uvloop)
         import uvloop
 
         uvloop.install()
     print(f"machine: {machine_note()}, load average {os.getloadavg()[0]:.1f}, event loop: {args.loop}")
-    timings, costs = asyncio.run(measure(args.pairs, args.history, args.iterations))
+    if args.redis_rtt_ms:
+        print(f"Redis reached through a relay adding {args.redis_rtt_ms} ms to each round trip")
+    timings, costs = asyncio.run(measure(args.pairs, args.history, args.iterations, args.redis_rtt_ms))
     if "redis" not in timings.wall:
         print(f"Redis at {REDIS_URL} does not answer: Redis figures skipped")
     report(timings)

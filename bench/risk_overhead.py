@@ -5,10 +5,10 @@ Run: ``.venv/bin/python bench/risk_overhead.py [--pairs 300] [--history 1000] [-
 1. Two apps in this process (``tests.conftest.running_app``), each on a fresh database of its own (SQLite
    files, or with ``--postgres`` fresh databases on the server at PORTCULLIS_TEST_DATABASE_URL), sharing
    one fake clock. ``with`` is the app as shipped. ``without`` is the same app with the risk engine cut
-   out of the sign-in: ``app.oauth.risk.assess_sign_in`` answers a fixed "allow" (score 0, no signals)
-   without reading anything, and ``enforce`` does nothing, for that app's requests only; and its database
-   lacks the indexes that exist for the risk engine alone (``app.risk.history.INDEXES``), whose upkeep on
-   every sign-in is the risk engine's cost too.
+   out of the sign-in: ``app.oauth.risk.begin_assessment`` reads nothing, ``assess_sign_in`` answers a
+   fixed "allow" (score 0, no signals), and ``enforce`` does nothing, for that app's requests only; and its
+   database lacks the indexes that exist for the risk engine alone (``app.risk.history.INDEXES``), whose
+   upkeep on every sign-in is the risk engine's cost too.
    Both first get the same ``--history`` sign-ins (so the audit log, and each wallet's history in it,
    has the size of a server that has been running a while; the clock then moves two days on, so no
    account is new), not timed. Then ``--pairs`` times one wallet signs in on both apps, the order
@@ -85,6 +85,10 @@ WITH, WITHOUT = "with risk engine", "without"
 NO_RISK = RiskDecision(score=0, level="low", action="allow", signals=())
 
 
+def _no_history_read(*_args: object) -> None:
+    return None
+
+
 async def _no_assessment(*_args: object) -> RiskDecision:
     return NO_RISK
 
@@ -95,9 +99,11 @@ async def _no_enforcement(*_args: object) -> None:
 
 @contextlib.contextmanager
 def risk_engine_removed() -> Iterator[None]:
-    """The sign-in calls ``risk.assess_sign_in`` and ``risk.enforce`` through the module, so inside this
-    block they do nothing. (The audit entry still gets the zero decision, about 60 bytes.)"""
+    """The sign-in calls ``risk.begin_assessment``, ``risk.assess_sign_in`` and ``risk.enforce`` through
+    the module, so inside this block they do nothing. (The audit entry still gets the zero decision, about
+    60 bytes.)"""
     with (
+        mock.patch.object(oauth_risk, "begin_assessment", _no_history_read),
         mock.patch.object(oauth_risk, "assess_sign_in", _no_assessment),
         mock.patch.object(oauth_risk, "enforce", _no_enforcement),
     ):

@@ -324,8 +324,9 @@ async def prove(
     scopes = trading.requested_scopes(p, req.scope)
     details = parse_authorization_details(req.authorization_details)
     message = check_message(p, text, now, siwe_domains)
-    attempt.actor = did_pkh(message.chain_id, message.address)
+    attempt.actor = subject = did_pkh(message.chain_id, message.address)
     attempt.data = {"nonce_hash": secret_hash(message.nonce), "chain_id": message.chain_id}
+    pending_risk = risk.begin_assessment(p, subject, meta, req.device_id, now)  # read beside what follows
     wallet = await check_signature(p, text, message, signature)
     attempt.data["wallet"] = wallet
     if nonce_hash is not None and secret_hash(message.nonce) != nonce_hash:
@@ -333,7 +334,6 @@ async def prove(
     decision = await compliance.require_eligible(p, message.chain_id, message.address)
     if decision is not None:
         attempt.data["compliance"] = {"block": decision.block_number, "degraded": list(decision.degraded)}
-    subject = did_pkh(message.chain_id, message.address)
     if req.second_factor is not None:
         await gate.wait()
     verification = await stepup.prove_second_factor(p, subject, req.second_factor, meta)
@@ -342,7 +342,7 @@ async def prove(
     attempt.data["amr"] = list(amr)
     stepup.require(session_acr, now, now, req.acr_values, req.max_age)
     claim = decision.claim() if decision is not None else None
-    assessment = await risk.assess_sign_in(p, subject, meta, req.device_id, wallet, claim, now)
+    assessment = await risk.assess_sign_in(p, pending_risk, wallet, claim)
     attempt.data["risk"] = assessment.to_audit()
     if req.device_id:
         attempt.data["device"] = events.sha256_hex(req.device_id)
