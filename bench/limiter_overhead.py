@@ -1,7 +1,7 @@
 """What rate limiting adds to a sign-in: the same sign-ins with and without the limiter, side by side.
 
 Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] [--iterations 2000]
-[--redis-rtt-ms 0]``
+[--controls] [--redis-rtt-ms 0]``
 
 1. Apps in this process (``tests.conftest.running_app``), each on a fresh SQLite file of its own, sharing
    one fake clock, differing only in the request guard (``app.risk.guard``):
@@ -13,7 +13,8 @@ Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] 
    its own), for the cost of the two together. Two controls where Redis answers: ``memory+ping``, the
    in-memory limiter plus one awaited Redis PING per guarded request (the round trip any limiter that
    asks a shared store per request must make, with no script and none of our code), and ``redis
-   waited``, the Redis guard with its gate awaited before the request's work instead of beside it.
+   waited``, the Redis guard with its gate awaited before the request's work instead of beside it
+   (``--controls``; two more apps in one process make every figure noisier, so they are off by default).
    ``--redis-rtt-ms`` puts ``bench/delay_relay.py`` (a process of its own) between every app and Redis,
    adding that much to each round trip: Redis on another host.
    The same sign-ins go to every app: first ``--history`` untimed ones (then the clock moves two days
@@ -114,7 +115,7 @@ def guard_for(name: str, settings: Any, clock: FakeClock, prefix: str, redis_url
     return g
 
 
-async def live(pairs: int, history: int, prefix: str, redis_url: str | None) -> Timings:
+async def live(pairs: int, history: int, prefix: str, redis_url: str | None, controls: bool) -> Timings:
     clock = FakeClock()
     wallets = [Wallet(k) for k in range(WALLETS)]  # each from an IP of its own
     ips = {w.ip for w in wallets}
@@ -125,9 +126,11 @@ async def live(pairs: int, history: int, prefix: str, redis_url: str | None) -> 
         "memory": {"rate_limits": True},
     }
     if redis_url:
-        variants[PING] = {"rate_limits": True}
+        if controls:
+            variants[PING] = {"rate_limits": True}
         variants["redis"] = {"rate_limits": True, "redis_url": redis_url}
-        variants[WAITED] = {"rate_limits": True, "redis_url": redis_url}
+        if controls:
+            variants[WAITED] = {"rate_limits": True, "redis_url": redis_url}
     async with contextlib.AsyncExitStack() as stack:
         sides: dict[str, Side] = {}
         for name, options in variants.items():
@@ -205,7 +208,7 @@ async def calls(iterations: int, prefix: str, redis_url: str | None) -> dict[str
 
 
 async def measure(
-    pairs: int, history: int, iterations: int, rtt_ms: float
+    pairs: int, history: int, iterations: int, rtt_ms: float, controls: bool
 ) -> tuple[Timings, dict[str, dict[str, float]]]:
     prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
     probe = RedisLink(REDIS_URL)
@@ -215,7 +218,8 @@ async def measure(
         if redis:
             url = await stack.enter_async_context(delayed(rtt_ms)) if rtt_ms > 0 else REDIS_URL
         try:
-            return await live(pairs, history, prefix, url), await calls(iterations, prefix, url)
+            timings = await live(pairs, history, prefix, url, controls)
+            return timings, await calls(iterations, prefix, url)
         finally:
             if redis:
                 await probe.delete_matching(prefix + "*")
@@ -275,7 +279,7 @@ def report(timings: Timings) -> None:
     added(timings, WITHOUT, NEITHER, "added by the risk engine")
     for name in limited:
         added(timings, name, NEITHER, "added by both")
-    if "redis" in timings.wall:
+    if PING in timings.wall:
         added(timings, "redis", PING, "the Redis guard beyond one bare round trip per request")
         added(timings, WAITED, "redis", "waiting for Redis before the work, instead of beside it")
 
@@ -286,6 +290,11 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=400, help="untimed sign-ins per app before")
     parser.add_argument("--iterations", type=int, default=2000, help="sign-ins' worth of limiter calls")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument(
+        "--controls",
+        action="store_true",
+        help="add the memory+ping and redis-waited apps (two more apps in the process: noisier figures)",
+    )
     parser.add_argument(
         "--redis-rtt-ms",
         type=float,
@@ -301,7 +310,9 @@ def main() -> int:
     print(f"machine: {machine_note()}, load average {os.getloadavg()[0]:.1f}, event loop: {args.loop}")
     if args.redis_rtt_ms:
         print(f"Redis reached through a relay adding {args.redis_rtt_ms} ms to each round trip")
-    timings, costs = asyncio.run(measure(args.pairs, args.history, args.iterations, args.redis_rtt_ms))
+    timings, costs = asyncio.run(
+        measure(args.pairs, args.history, args.iterations, args.redis_rtt_ms, args.controls)
+    )
     if "redis" not in timings.wall:
         print(f"Redis at {REDIS_URL} does not answer: Redis figures skipped")
     report(timings)

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from eth_account import Account
 from sqlalchemy import text
@@ -154,3 +155,42 @@ async def test_with_redis_a_refused_sign_in_is_not_counted_or_recorded(tmp_path:
         finally:
             await guard.backend.reset("")
             await guard.detector.unlock(ip="127.0.0.1")
+
+
+async def test_with_redis_a_refused_step_up_does_not_spend_the_code(tmp_path: Path) -> None:
+    # The first request Redis refuses carries a valid signature and TOTP code: the code is checked only
+    # after the gate, so it is still good once the budget has refilled.
+    clock = FakeClock()
+    async with running_app(shared_settings(tmp_path), clock) as h:
+        guard = h.app.state.provider.guard
+        await guard.backend.reset("")
+        await guard.detector.unlock(ip="127.0.0.1")
+        try:
+            wallet = Account.create()
+            tokens = (await verify(h, wallet)).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            enrolment = (await h.client.post("/mfa/totp", headers=auth)).json()
+            totp = pyotp.TOTP(enrolment["secret"])
+            confirm = {"factor_id": enrolment["factor_id"], "code": totp.at(clock.now())}
+            assert (await h.client.post("/mfa/totp/confirm", json=confirm, headers=auth)).status_code == 200
+            clock.advance(30)  # a fresh TOTP step, and the verify budget full again
+            for _ in range(DEFAULT_LIMITS["verify:ip"].burst):  # spend it exactly, nothing refused yet
+                assert (await verify(h, Account.create(), forged=True)).status_code == 401
+            factor = {"type": "totp", "code": totp.at(clock.now())}
+            refused = await verify(h, wallet, second_factor=factor)
+            assert refused.status_code == 429, refused.text
+            clock.advance(int(refused.headers["retry-after"]))
+            again = await verify(h, wallet, second_factor=factor)
+            assert again.status_code == 200, again.text  # the refused request did not use the code up
+        finally:
+            await guard.backend.reset("")
+            await guard.detector.unlock(ip="127.0.0.1")
+
+
+async def verify(h: Any, wallet: Any, *, forged: bool = False, **extra: Any) -> Any:
+    offer = (await h.client.post("/siwe/nonce")).json()
+    message = siwe_text(offer, wallet.address, issued_at=h.clock.now())
+    signer = Account.create() if forged else wallet
+    return await h.client.post(
+        "/siwe/verify", json={"message": message, "signature": sign(signer, message), **extra}
+    )
