@@ -77,8 +77,8 @@ class Guard:
     backend: LimiterBackend
     clock: Clock
     shared: Shared | None = None  # limits and locks in Redis
-    # key -> (end in Unix seconds, locked): what Redis refused, until it would allow it again
-    _refused: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    # key -> end in Unix seconds: a lock or a budget Redis refused, until it would allow it again
+    _refused: dict[str, float] = field(default_factory=dict)
 
     async def admit(
         self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
@@ -139,35 +139,31 @@ class Guard:
             if until is None:
                 for (key, _), verdict in zip(items, answer.verdicts, strict=True):
                     if not verdict.allowed:
-                        self._remember(key, now + verdict.retry_after, locked=False)
+                        self._remember(key, now + verdict.retry_after)
                 judge(items, answer.verdicts)
                 return
         for key in lock_keys:
-            self._remember(key, until, locked=True)
+            self._remember(key, until)
         self._raise_if_locked(_at(until), ip)
 
-    def _remember(self, key: str, until: float, *, locked: bool) -> None:
+    def _remember(self, key: str, until: float) -> None:
         refused = self._refused
         refused.pop(key, None)
-        refused[key] = (until, locked)
+        refused[key] = until  # last in the dict: the newest
         if len(refused) > REFUSALS_KEPT:
             now = self.clock.now().timestamp()
-            kept = {k: v for k, v in refused.items() if v[0] > now}
-            while len(kept) > REFUSALS_KEPT // 2:
-                del kept[next(iter(kept))]
-            self._refused = kept
+            kept = [(k, end) for k, end in refused.items() if end > now][-(REFUSALS_KEPT // 2) :]
+            self._refused = dict(kept)
 
     def _raise_if_refused(
         self, lock_keys: Sequence[str], items: Sequence[tuple[str, Limit]], now: float, ip: str | None
     ) -> None:
         for key in lock_keys:
-            known = self._refused.get(key)
-            if known is not None and known[0] > now:
-                self._raise_if_locked(_at(known[0]), ip)
+            end = self._refused.get(key, 0.0)
+            if end > now:
+                self._raise_if_locked(_at(end), ip)
         waits = [
-            (limit.name, known[0] - now)
-            for key, limit in items
-            if (known := self._refused.get(key)) is not None and known[0] > now
+            (limit.name, end - now) for key, limit in items if (end := self._refused.get(key, 0.0)) > now
         ]
         if waits:
             wait = max(w for _, w in waits)

@@ -1,12 +1,13 @@
 """A lean Redis client: RESP2 (the Redis serialization protocol) pipelined over one connection.
 
-Why not redis-py: the limiter makes three or four Redis calls per sign-in, so each call's client cost
+Why not redis-py: the guard makes a Redis call on each request it admits, so each call's client cost
 counts. Measured on the project machine under uvloop (docs/RATE_LIMITS.md), an EVALSHA of a four-key
 script took about 75 us through ``redis.asyncio`` (pool), 56 us on its bare connection and 31 us here.
 What this client does: ``redis://``, ``rediss://`` (TLS, system CAs) and
 ``unix://`` URLs with user, password and database; commands pipelined over one connection (replies
-come back in order, so concurrent callers share it without a lock); a per-call timeout; reconnect on
-the next call after any failure. Not supported: Sentinel, Cluster, RESP3, pub/sub, MULTI.
+come back in order, so concurrent callers share it without a lock); commands whose reply nobody waits
+for, deferred onto the next command's write; a per-call timeout; reconnect on the next call after any
+failure. Not supported: Sentinel, Cluster, RESP3, pub/sub, MULTI.
 """
 
 from __future__ import annotations

@@ -128,8 +128,9 @@ class AuthStore(Protocol):
         audit: AuditRecord | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Store a new nonce. ``before_commit`` is awaited inside the transaction: if it raises (the
-        request's admission was refused), nothing is stored."""
+        """Store a new nonce. ``before_commit`` is awaited before the commit, inside the transaction where
+        that holds no lock others wait for (not on SQLite): if it raises (the request's admission was
+        refused), nothing is stored."""
         ...
 
     async def complete_sign_in(

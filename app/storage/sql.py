@@ -65,6 +65,10 @@ class SqlStore(SqlAuditLog):
         audit: AuditRecord | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        if before_commit is not None and self._write_lock is not None:
+            # SQLite has one writer: nothing waits on another server while holding its lock.
+            await before_commit()
+            before_commit = None
         async with self._write() as conn:
             await conn.execute(
                 _NONCE_INSERT,

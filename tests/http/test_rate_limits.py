@@ -102,12 +102,13 @@ async def test_ready_reports_redis_down(tmp_path: Path, sqlite_url: str) -> None
         assert ready.status_code == 503 and "Redis" in ready.json()["error_description"]
 
 
-def shared_settings(tmp_path: Path, **overrides: Any) -> Any:
-    """An app on SQLite whose limits live in the machine's Redis, in a database number of this run."""
+def shared_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Any:
+    """An app (on SQLite unless ``database_url``) whose limits live in the machine's Redis, in a database
+    number of this run."""
     if not redis_up():
         pytest.skip("Redis is not answering on 127.0.0.1:6379: shared limits need it")
     url = f"redis://127.0.0.1:6379/{uuid.uuid4().int % 15 + 1}"
-    db = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
+    db = database_url or f"sqlite+aiosqlite:///{tmp_path}/shared.db"
     return make_settings(tmp_path, database_url=db, rate_limits=True, redis_url=url, **overrides)
 
 
@@ -116,9 +117,10 @@ async def count(h: Any, sql: str) -> int:
         return int((await conn.execute(text(sql))).scalar_one())
 
 
-async def test_with_redis_a_refused_nonce_request_stores_no_nonce(tmp_path: Path) -> None:
-    # The nonce is written while Redis's verdict travels; the write commits only once it is in.
-    async with running_app(shared_settings(tmp_path), FakeClock()) as h:
+async def test_with_redis_a_refused_nonce_request_stores_no_nonce(tmp_path: Path, database_url: str) -> None:
+    # On PostgreSQL the nonce is written while Redis's verdict travels and committed only once it is in;
+    # on SQLite the verdict is awaited before the write. Either way a refusal stores nothing.
+    async with running_app(shared_settings(tmp_path, database_url), FakeClock()) as h:
         guard = h.app.state.provider.guard
         await guard.backend.reset("")
         try:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.risk import guard as guard_module
 from app.risk.anomaly import AnomalyDetector
 from app.risk.counters import MemoryCounterStore
 from app.risk.errors import RateLimited
@@ -95,11 +96,11 @@ async def test_redis_refusals_are_remembered_until_their_retry_after(clock: Fake
             await g.admit("verify", ip="198.51.100.9")
             with pytest.raises(RateLimited) as first:
                 await g.admit("verify", ip="198.51.100.9")
-            assert "refused before" not in first.value.debug
+            assert "refused before" not in (first.value.debug or "")
             await g.backend.reset("")  # Redis forgets the budget; this process still knows the refusal
             with pytest.raises(RateLimited) as again:
                 await g.begin("verify", ip="198.51.100.9")  # refused at once, before Redis is asked
-            assert "refused before" in again.value.debug
+            assert "refused before" in (again.value.debug or "")
             assert again.value.retry_after <= first.value.retry_after
             clock.advance(first.value.retry_after)
             await g.admit("verify", ip="198.51.100.9")  # the remembered refusal ran out; Redis admits
@@ -133,3 +134,26 @@ async def test_without_redis_the_stricter_per_process_limits_answer(clock: FakeC
         assert not await g.healthy()
     finally:
         await g.close()
+
+
+async def test_remembered_refusals_are_bounded_newest_kept(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(guard_module, "REFUSALS_KEPT", 4)
+    per_ip = {"verify:ip": Limit("verify:ip", 1, 60.0, 1)}
+    async with redis_namespace() as (url, prefix):
+        g = redis_guard(url, prefix, clock)
+        assert g.limiter is not None
+        g.limiter = RateLimiter(g.backend, per_ip, clock)
+        try:
+            for i in range(7):
+                ip = f"198.51.100.{20 + i}"
+                await g.admit("verify", ip=ip)
+                with pytest.raises(RateLimited):
+                    await g.admit("verify", ip=ip)  # Redis refuses: remembered
+                assert len(g._refused) <= 4
+            with pytest.raises(RateLimited) as newest:
+                await g.begin("verify", ip="198.51.100.26")
+            assert "refused before" in (newest.value.debug or "")
+        finally:
+            await g.close()
