@@ -3,7 +3,9 @@
 A code is used once. Presented again it has leaked: the session its first use started is revoked
 (RFC 6749 section 4.1.2, RFC 9700 section 4.5.3), and the second request gets ``invalid_grant``.
 The checks that can fail without the code being spent (client, redirect URI, PKCE, DPoP key) run before the
-atomic redemption, so a wrong guess does not burn a code that its client can still use.
+atomic redemption, so a wrong guess does not burn a code that its client can still use. The wallet's
+on-chain eligibility is asked again at the exchange, as at every refresh: a record revoked between the
+sign-in and the exchange yields no tokens.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import timedelta
 
 from app.audit import events
 from app.errors import InvalidGrant, InvalidRequest, OAuthError
-from app.oauth import grant_json, pkce, signin
+from app.oauth import compliance, grant_json, pkce, signin
 from app.oauth.clients import Client
 from app.oauth.dpop import DpopProof
 from app.oauth.provider import Provider, secret_hash
@@ -54,7 +56,7 @@ async def exchange(
         await _record_failure(p, meta, exc.reason, client.client_id)
         raise InvalidGrant(_REASONS[exc.reason]) from None
     except OAuthError as exc:
-        await _record_failure(p, meta, exc.error, client.client_id)
+        await _record_failure(p, meta, exc.error, client.client_id, exc.description)
         raise
 
 
@@ -83,6 +85,12 @@ async def _exchange(
     if record.dpop_jkt is not None and (proof is None or proof.jkt != record.dpop_jkt):
         raise InvalidGrant("the code is bound to a DPoP key (dpop_jkt) this request did not prove")
     grant = replace(grant_json.loads(record.grant), cnf_jkt=proof.jkt if proof is not None else None)
+    decision = await compliance.decide(p, grant.chain_id, grant.address)  # unreadable: 503, fail closed
+    if decision is not None and not decision.eligible:
+        raise InvalidGrant(compliance.refusal(decision))  # the code is not spent; it runs out in seconds
+    ends = compliance.not_after(decision)  # a record shortened since the sign-in shortens the tokens
+    if ends is not None and (grant.not_after is None or ends < grant.not_after):
+        grant = replace(grant, not_after=ends)
     lifetime = client.access_token_lifetime
     access_ttl = timedelta(seconds=lifetime) if lifetime is not None else None
     refresh_token = p.entropy.token(32)
@@ -138,7 +146,12 @@ def _check_redirect_uri(record: CodeRecord, sent: str | None) -> None:
         raise InvalidGrant("redirect_uri does not match the authorization request")
 
 
-async def _record_failure(p: Provider, meta: events.RequestMeta, reason: str, client_id: str) -> None:
+async def _record_failure(
+    p: Provider, meta: events.RequestMeta, reason: str, client_id: str, detail: str | None = None
+) -> None:
+    data = {"detail": detail[:300]} if detail else None
     await p.audit_log.record(
-        p.auditor.event(events.CODE_REDEEM_FAILED, events.FAILURE, meta, reason=reason, client_id=client_id)
+        p.auditor.event(
+            events.CODE_REDEEM_FAILED, events.FAILURE, meta, reason=reason, client_id=client_id, data=data
+        )
     )
