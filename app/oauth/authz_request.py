@@ -190,12 +190,16 @@ def _max_age(raw: str | None) -> int | None:
 
 
 def check_resource(raw: str | None) -> tuple[str, ...]:
-    """RFC 8707 ``resource``: one absolute URI without a fragment (the token's ``aud``), or none."""
+    """RFC 8707 ``resource``: one absolute URI with an authority (``scheme://host...``), printable ASCII,
+    without a fragment (the token's ``aud``), or none. A URN names no server to restrict a token to."""
     if raw is None:
         return ()
     parts = urlsplit(raw)
-    if len(raw) > MAX_RESOURCE or not parts.scheme or not parts.netloc or "#" in raw:
-        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 section 2)")
+    printable = raw.isascii() and raw.isprintable() and " " not in raw  # RFC 3986 has no room for either
+    if len(raw) > MAX_RESOURCE or not printable or not parts.scheme or not parts.netloc or "#" in raw:
+        raise InvalidTarget(
+            "resource must be an absolute URI with a host and without a fragment (RFC 8707 section 2)"
+        )
     return (raw,)
 
 
