@@ -107,6 +107,32 @@ def fapi_client(client_id: str, key: Key, redirect_uri: str, **over: Any) -> dic
     }
 
 
+def secret_client(
+    client_id: str, secret: str, redirect_uris: list[str], method: str = "client_secret_basic", **over: Any
+) -> dict[str, Any]:
+    """A confidential client authenticating with a shared secret (``method``: basic or post)."""
+    return {
+        "client_id": client_id,
+        "redirect_uris": redirect_uris,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": method,
+        "client_secret": secret,
+        **over,
+    }
+
+
+def service_client(client_id: str, key: Key, scope: str) -> dict[str, Any]:
+    """A backend using client_credentials with private_key_jwt: no redirect, no wallet."""
+    return {
+        "client_id": client_id,
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [key.public_jwk]},
+        "scope": scope,
+    }
+
+
 @dataclass
 class Flow:
     """One relying party talking to the server through ``http`` (an httpx client with a cookie jar)."""

@@ -17,7 +17,7 @@ from app.chain import artifacts
 from app.chain.devchain import DEV_ACCOUNTS, DevChainSyncProvider
 from tests.audit.tamper import rows
 from tests.conftest import FakeClock, Harness, make_settings, running_app
-from tests.flow.client import Flow, authorize, write_clients
+from tests.flow.client import Flow, authorize, secret_client, write_clients
 
 ISSUER = "http://127.0.0.1:8000"
 CB = "https://broker.example/cb"
@@ -28,13 +28,7 @@ DEV_CHAIN = 31337
 
 @pytest.fixture
 async def h(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Harness]:
-    broker = {
-        "client_id": "broker",
-        "redirect_uris": [CB],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "token_endpoint_auth_method": "client_secret_post",
-        "client_secret": SECRET,
-    }
+    broker = secret_client("broker", SECRET, [CB], "client_secret_post")
     clients = write_clients(tmp_path / "clients.json", [broker])
     settings = make_settings(tmp_path, database_url=sqlite_url, dev_chain=True, clients_file=clients)
     async with running_app(settings, FakeClock()) as harness:

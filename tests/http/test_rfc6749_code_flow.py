@@ -13,7 +13,17 @@ import jwt
 import pytest
 
 from tests.conftest import FakeClock, Harness, make_settings, running_app
-from tests.flow.client import Flow, Key, authorize, b64url, fapi_client, page_view, write_clients
+from tests.flow.client import (
+    Flow,
+    Key,
+    authorize,
+    b64url,
+    fapi_client,
+    page_view,
+    secret_client,
+    service_client,
+    write_clients,
+)
 
 ISSUER = "http://127.0.0.1:8000"
 CB = "https://dapp.example/cb"
@@ -31,27 +41,14 @@ async def h(tmp_path: Path, database_url: str, rp_key: Key) -> AsyncIterator[Har
         tmp_path / "clients.json",
         [
             fapi_client("perps-dapp", rp_key, CB, scope="openid profile portfolio:read"),
-            {
-                "client_id": "broker",
-                "redirect_uris": [CB, "https://broker.example/cb?tenant=1"],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "client_secret": SECRET,
-            },
+            secret_client("broker", SECRET, [CB, "https://broker.example/cb?tenant=1"]),
             {
                 "client_id": "mobile",
                 "redirect_uris": ["http://127.0.0.1:7777/cb"],
                 "grant_types": ["authorization_code", "refresh_token"],
                 "token_endpoint_auth_method": "none",
             },
-            {
-                "client_id": "risk-engine",
-                "grant_types": ["client_credentials"],
-                "response_types": [],
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": {"keys": [rp_key.public_jwk]},
-                "scope": "service:positions:read",
-            },
+            service_client("risk-engine", rp_key, "service:positions:read"),
         ],
     )
     settings = make_settings(tmp_path, database_url=database_url, clients_file=clients)

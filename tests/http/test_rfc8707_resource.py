@@ -14,7 +14,16 @@ import jwt
 import pytest
 
 from tests.conftest import FakeClock, Harness, make_settings, running_app
-from tests.flow.client import Flow, Key, authorize, pkce_pair, redirect_params, write_clients
+from tests.flow.client import (
+    Flow,
+    Key,
+    authorize,
+    pkce_pair,
+    redirect_params,
+    secret_client,
+    service_client,
+    write_clients,
+)
 
 ISSUER = "http://127.0.0.1:8000"
 CB = "https://broker.example/cb"
@@ -32,21 +41,8 @@ async def h(tmp_path: Path, sqlite_url: str, service_key: Key) -> AsyncIterator[
     clients = write_clients(
         tmp_path / "clients.json",
         [
-            {
-                "client_id": "broker",
-                "redirect_uris": [CB],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": "client_secret_post",
-                "client_secret": SECRET,
-            },
-            {
-                "client_id": "risk-engine",
-                "grant_types": ["client_credentials"],
-                "response_types": [],
-                "token_endpoint_auth_method": "private_key_jwt",
-                "jwks": {"keys": [service_key.public_jwk]},
-                "scope": "service:positions:read",
-            },
+            secret_client("broker", SECRET, [CB], "client_secret_post"),
+            service_client("risk-engine", service_key, "service:positions:read"),
         ],
     )
     settings = make_settings(tmp_path, database_url=sqlite_url, clients_file=clients)
