@@ -157,3 +157,19 @@ async def test_remembered_refusals_are_bounded_newest_kept(
             assert "refused before" in (newest.value.debug or "")
         finally:
             await g.close()
+
+
+async def test_with_limits_off_redis_still_answers_for_locks(clock: FakeClock) -> None:
+    # PORTCULLIS_RATE_LIMITS=false with Redis: the script then charges nothing and only reads the lock.
+    async with redis_namespace() as (url, prefix):
+        g = redis_guard(url, prefix, clock)
+        g.limiter = None
+        try:
+            for _ in range(5):
+                await g.admit("verify", ip="198.51.100.30")  # no budget to run out
+            await lock(g, LOCKED_IP)
+            with pytest.raises(RateLimited) as refused:
+                await g.admit("verify", ip=LOCKED_IP)
+            assert "failed attempts" in refused.value.description
+        finally:
+            await g.close()
