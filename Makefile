@@ -52,6 +52,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/login_http.py
 	$(BIN)/python bench/audit_log.py
 	$(BIN)/python bench/revocation_delay.py
+	$(BIN)/python bench/risk_overhead.py
+	# Its Redis rows need the Redis at 127.0.0.1:6379 (skipped with a line saying so when it does not answer).
+	$(BIN)/python bench/limiter_overhead.py
 	# Needs wrk (apt-get install -y wrk) and node/npm; it runs `npm ci` in bench/peers/node-oidc-provider.
 	$(BIN)/python bench/token_endpoint.py
 
