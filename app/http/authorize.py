@@ -10,7 +10,7 @@ import base64
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, OAuthError
-from app.http.body import read_form, read_json_object, string_field
+from app.http.body import read_form, read_json_object, read_params, string_field
 from app.http.errors import NO_STORE
 from app.http.pages import Pages
 from app.oauth import authorize, token_endpoint
@@ -66,18 +66,6 @@ def error_page(request: Request, error: OAuthError) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=_csp(nonce))
 
 
-async def _query(request: Request) -> dict[str, str]:
-    """The authorization request's parameters: the query (GET) or the form (POST, OIDC Core 3.1.2.1)."""
-    if request.method == "POST":
-        return await read_form(request)
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(request.url.query, keep_blank_values=True):
-        if key in params:
-            raise InvalidRequest(f"parameter {key[:40]!r} appears more than once")
-        params[key] = value
-    return params
-
-
 def make_routes(meta: MetaOf) -> list[Route]:
     async def par(request: Request) -> Response:
         p, m = _provider(request), meta(request)
@@ -95,7 +83,7 @@ def make_routes(meta: MetaOf) -> list[Route]:
         p, m = _provider(request), meta(request)
         await p.guard.admit("nonce", ip=m.ip)
         try:
-            started = await authorize.begin(p, await _query(request), m)
+            started = await authorize.begin(p, await read_params(request), m)  # POST: OIDC Core 3.1.2.1
         except PageError as exc:
             return error_page(request, exc.error)
         except authorize.RedirectError as exc:

@@ -69,9 +69,20 @@ async def read_form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
-    form: dict[str, str] = {}
+    return _single_valued(pairs)
+
+
+async def read_params(request: Request) -> dict[str, str]:
+    """A request's parameters: the query string (GET) or the form body (POST); none may appear twice."""
+    if request.method == "POST":
+        return await read_form(request)
+    return _single_valued(parse_qsl(request.url.query, keep_blank_values=True))
+
+
+def _single_valued(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
     for key, value in pairs:
-        if key in form:
+        if key in params:
             raise InvalidRequest(f"parameter {key[:40]!r} appears more than once")
-        form[key] = value
-    return form
+        params[key] = value
+    return params

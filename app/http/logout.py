@@ -15,8 +15,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
-from app.errors import InvalidRequest, OAuthError
-from app.http.body import read_form
+from app.errors import OAuthError
+from app.http.body import read_params
 from app.oauth.logout import LogoutDecision, end_session, parse_request
 from app.oauth.provider import Provider
 
@@ -70,24 +70,13 @@ def error_page(exc: OAuthError) -> Response:
     return _page("Sign-out failed", lines, exc.status)
 
 
-async def _params(request: Request) -> dict[str, str]:
-    if request.method == "POST":
-        return await read_form(request)
-    params: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
-        if key in params:
-            raise InvalidRequest(f"parameter {key[:40]!r} appears more than once")
-        params[key] = value
-    return params
-
-
 def logout_routes(meta_of: MetaOf) -> list[Route]:
     async def logout(request: Request) -> Response:
         p: Provider = request.app.state.provider
         meta = meta_of(request)
         await p.guard.admit("token", ip=meta.ip)
         try:
-            decision = await end_session(p, parse_request(await _params(request)), meta)
+            decision = await end_session(p, parse_request(await read_params(request)), meta)
         except OAuthError as exc:
             if exc.status >= 500:
                 raise
