@@ -78,7 +78,12 @@
       response = await fetch(url, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        // The CSRF token the page was rendered with (app/http/csrf.py), bound to this browser's cookie.
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRF-Token": String(view.csrf_token || ""),
+        },
         body: JSON.stringify(body),
       });
     } catch {
