@@ -4,7 +4,8 @@ The sign-in and consent calls carry the browser-binding cookie, so a page on ano
 browser send them. Each call is refused unless, in this order:
 
 1. ``Sec-Fetch-Site`` (Fetch Metadata, W3C), when the browser sends it, is ``same-origin``;
-2. ``Origin`` (RFC 6454 section 7), when sent, is the issuer's origin;
+2. ``Origin`` (RFC 6454 section 7), when sent, is the issuer's origin (or ``null`` beside
+   ``Sec-Fetch-Site: same-origin``: a same-origin POST under the page's no-referrer policy);
 3. the body is ``application/json``: a cross-site form or ``text/plain`` body (a CORS-safelisted "simple"
    request, Fetch Standard 3.2.3) never is, and a cross-site JSON request needs a preflight that these
    paths do not answer;
@@ -42,7 +43,10 @@ def check(
     if site is not None and site != "same-origin":
         raise AccessDenied(f"a {site[:20]!r} request cannot act on the sign-in page (Sec-Fetch-Site)")
     origin = request.headers.get("origin")
-    if origin is not None and origin != issuer_origin:
+    # Fetch Standard 3.1 sends "null" for a same-origin POST under Referrer-Policy no-referrer (the page's);
+    # the browser's own Sec-Fetch-Site, which no page can set, then says where it came from.
+    same_origin_null = origin == "null" and site == "same-origin"
+    if origin is not None and origin != issuer_origin and not same_origin_null:
         raise AccessDenied(f"origin {origin[:100]!r} cannot act on the sign-in page")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":

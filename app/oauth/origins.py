@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def serialize(uri: str) -> str | None:
@@ -33,7 +33,7 @@ def serialize(uri: str) -> str | None:
 
 def dapp_scheme(domain: str) -> str:
     """The scheme of a SIWE dApp domain (host[:port]): http on a loopback host (RFC 8252 8.3), else https."""
-    return "http" if domain.rsplit(":", 1)[0].strip("[]") in _LOOPBACK_HOSTS else "https"
+    return "http" if domain.rsplit(":", 1)[0].strip("[]") in LOOPBACK_HOSTS else "https"
 
 
 def siwe_domain_origin(domain: str) -> str | None:
@@ -51,7 +51,7 @@ def check_allowed_origin(value: str) -> str:
     if origin is None or origin != value:
         raise ValueError(f"{value[:200]!r} is not a serialised origin (scheme://host[:port], no path)")
     parts = urlsplit(origin)
-    if parts.scheme != "https" and parts.hostname not in _LOOPBACK_HOSTS:
+    if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
         raise ValueError(f"{value[:200]!r} must use https (http only for 127.0.0.1, [::1] or localhost)")
     return value
 

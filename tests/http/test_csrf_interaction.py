@@ -58,6 +58,8 @@ def signed_body(view: dict[str, Any], wallet: Any) -> dict[str, str]:
         ({"Content-Type": "text/plain"}, 400, "invalid_request"),
         ({"Content-Type": "application/x-www-form-urlencoded"}, 400, "invalid_request"),
         ({"Origin": "https://evil.example"}, 403, "access_denied"),
+        ({"Origin": "null"}, 403, "access_denied"),
+        ({"Origin": "null", "Sec-Fetch-Site": "same-site"}, 403, "access_denied"),
         ({"Sec-Fetch-Site": "cross-site"}, 403, "access_denied"),
         ({"Sec-Fetch-Site": "same-site"}, 403, "access_denied"),
         ({"X-CSRF-Token": ""}, 403, "access_denied"),
@@ -86,6 +88,15 @@ async def test_cross_site_interaction_calls_are_refused(
     assert signed.status_code == 200 and signed.json()["consent"], signed.text
     decided = await h.client.post(view["endpoints"]["consent"], json={"approve": True}, headers=own)
     assert decided.status_code == 200 and "code=" in decided.json()["redirect_to"]
+
+
+async def test_a_null_origin_from_the_page_itself(h: Harness, wallet: Any) -> None:
+    """Under the page's no-referrer policy a browser may send ``Origin: null`` for its own POST; the
+    browser-set Sec-Fetch-Site: same-origin then vouches for it."""
+    view, _ = await open_page(h)
+    own = {**page_headers(view), "Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    signed = await h.client.post(view["endpoints"]["signin"], json=signed_body(view, wallet), headers=own)
+    assert signed.status_code == 200, signed.text
 
 
 async def test_the_token_of_another_page_does_not_fit(h: Harness, wallet: Any) -> None:
