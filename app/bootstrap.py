@@ -140,6 +140,7 @@ async def start(
         secret_verifier=SecretVerifier(clock),
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
+        csrf_key=hashlib.sha256(b"portcullis csrf\x00" + secret).digest(),
     )
     # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).
     clients = SqlClientStore(engine, entry_hash, store.write_lock)

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes
 from app.clock import Clock, Entropy
+from app.http.cors import CorsMiddleware
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
@@ -78,7 +79,7 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(CorsMiddleware)],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )

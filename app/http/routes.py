@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, TemporarilyUnavailable
+from app.http import cors
 from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
@@ -39,8 +40,11 @@ async def siwe_nonce(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     body = await read_json_object(request, optional=True)
     client_id = string_field(body, "client_id")
+    origin = cors.for_client(request, client_id)
     async with p.guard.admitted("nonce", ip=meta.ip, client_id=client_id) as gate:
-        offer = await signin.issue_nonce(p, client_id, string_field(body, "oidc_nonce"), meta, gate)
+        offer = await signin.issue_nonce(
+            p, client_id, string_field(body, "oidc_nonce"), meta, gate, origin=origin
+        )
     return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
 
 
@@ -59,8 +63,10 @@ async def siwe_verify(request: Request) -> Response:
         max_age=max_age,
         authorization_details=body.get("authorization_details"),
         device_id=string_field(body, "device_id"),
+        origin=request.headers.get("origin"),
     )
     p, meta = _provider(request), _meta(request)
+    cors.for_client(request, req.client_id)  # refused in signin.sign_in, where failures are audited
     async with p.guard.admitted("verify", ip=meta.ip, client_id=req.client_id) as gate:
         tokens = await signin.sign_in(p, req, meta, gate)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
@@ -69,6 +75,7 @@ async def siwe_verify(request: Request) -> Response:
 async def introspection_endpoint(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     form = await read_form(request)
+    p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
     await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
     answer = await introspection.introspect(p, form, request.headers.get("authorization"), meta)
     return JSONResponse(answer, headers=NO_STORE)
@@ -77,6 +84,7 @@ async def introspection_endpoint(request: Request) -> Response:
 async def revocation_endpoint(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     form = await read_form(request)
+    p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
     await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
     await introspection.revoke(p, form, request.headers.get("authorization"), meta)
     return Response(status_code=200, headers=NO_STORE)
@@ -91,6 +99,9 @@ async def userinfo_endpoint(request: Request) -> Response:
         method=request.method,
         path="/userinfo",
     )
+    named = claims.get("client_id")
+    client_id = named if isinstance(named, str) else None
+    p.check_origin(cors.for_client(request, client_id), client_id)
     return JSONResponse(userinfo.userinfo(claims), headers=NO_STORE)
 
 

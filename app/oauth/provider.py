@@ -9,8 +9,9 @@ from datetime import timedelta
 from app.audit.events import Auditor
 from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
-from app.errors import InvalidClient
+from app.errors import AccessDenied, InvalidClient
 from app.mfa.service import MfaService
+from app.oauth import origins
 from app.oauth.client_auth import AssertionJtiStore, ClientKeys
 from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry
@@ -64,7 +65,10 @@ class Provider:
     secret_verifier: SecretVerifier
     # Keys the stateless RFC 9449 section 8 DPoP nonces (HMAC of the time window); derived from the secret.
     dpop_nonce_key: bytes
+    # Keys the hosted page's CSRF tokens (app.http.csrf: HMAC of the browser cookie); derived from the secret.
+    csrf_key: bytes
     policy: TokenPolicy = field(init=False)
+    own_origins: frozenset[str] = field(init=False)
     registrar: Registrar = field(init=False)  # set by app.bootstrap.start
 
     def __post_init__(self) -> None:
@@ -75,6 +79,9 @@ class Provider:
             access_ttl=timedelta(seconds=s.access_token_ttl_seconds),
             id_ttl=timedelta(seconds=s.id_token_ttl_seconds),
         )
+        # The server's own pages, where the PORTCULLIS_CLIENTS public clients' messages are signed.
+        own = (origins.serialize(s.issuer), origins.serialize(s.siwe_uri))
+        self.own_origins = frozenset(o for o in own if o is not None)
 
     @property
     def key_publish_window(self) -> timedelta:
@@ -94,3 +101,23 @@ class Provider:
         if registered is None or registered.token_endpoint_auth_method != "none":  # noqa: S105
             raise InvalidClient(f"unknown client_id {client_id[:64]!r}")
         return client_id
+
+    def origin_allowed(self, origin: str, client_id: str | None) -> bool:
+        """May a browser page on ``origin`` call the per-client endpoints (token, userinfo, revocation,
+        introspection, SIWE) for ``client_id``? With no client named (a CORS preflight, a request that
+        names none): is it the origin of any client? The one rule behind CORS and the Origin checks."""
+        if client_id is None:
+            return origin in self.own_origins or self.client_registry.origin_registered(origin)
+        registered = self.client_registry.get(client_id)
+        if registered is not None:
+            return origin in registered.browser_origins()
+        return client_id in self.settings.clients and origin in self.own_origins
+
+    def check_origin(self, origin: str | None, client_id: str | None) -> None:
+        """Refuse a browser request (one with an ``Origin`` header) from a page ``client_id`` does not own.
+
+        Requests without ``Origin`` (backends, the CLI) are not browser requests and go on.
+        """
+        if origin is not None and not self.origin_allowed(origin, client_id):
+            who = f"client {client_id[:64]!r}" if client_id is not None else "any registered client"
+            raise AccessDenied(f"origin {origin[:100]!r} is not allowed for {who} (docs/CLIENTS.md)")

@@ -37,6 +37,7 @@ from tests.flow.client import (
     b64url,
     dpop_proof,
     fapi_client,
+    page_headers,
     page_view,
     pkce_pair,
     redirect_params,
@@ -1011,7 +1012,9 @@ async def _opened(rp: Rp, http: httpx.AsyncClient) -> tuple[dict[str, Any], str]
 async def _finish(http: httpx.AsyncClient, view: dict[str, Any], wallet: Any) -> dict[str, str]:
     signed = await wallet_signs(http, view, wallet)
     assert signed.status_code == 200, signed.text
-    decided = await http.post(view["endpoints"]["consent"], json={"approve": True})
+    decided = await http.post(
+        view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+    )
     assert decided.status_code == 200, decided.text
     return redirect_params(decided.json()["redirect_to"])
 
@@ -1026,24 +1029,27 @@ def _no_code(reply: httpx.Response, status: int, error: str) -> None:
 @pytest.mark.parametrize("cookie", ["none", "another-browsers"])
 async def test_interaction_requires_the_browser_that_opened_it(rp: Rp, wallet: Any, cookie: str) -> None:
     """The page's calls are bound to the browser that opened it (a phished link opened elsewhere fails):
-    sign-in and consent from another user agent are invalid_request, and the victim's sign-in goes on."""
+    sign-in and consent from another user agent are refused, and the victim's sign-in goes on. Without a
+    cookie the browser binding refuses (invalid_request); with another browser's cookie, the CSRF token
+    bound to that cookie already does (access_denied, app/http/csrf.py), whichever page's token it sends."""
     victim_view, _ = await _opened(rp, rp.h.client)
+    expected = (400, "invalid_request") if cookie == "none" else (403, "access_denied")
     async with browser(rp.h) as attacker:
         headers: dict[str, str] = {}
         if cookie == "another-browsers":
-            _, own = await _opened(rp, attacker)  # its jar's cookie is scoped to its own interaction
-            headers = {"Cookie": f"{COOKIE}={own}"}
+            own_view, own = await _opened(rp, attacker)  # its jar's cookie is scoped to its own interaction
+            headers = {"Cookie": f"{COOKIE}={own}", **page_headers(own_view)}
         message = siwe_message(victim_view, wallet.address)
         signin = await attacker.post(
             victim_view["endpoints"]["signin"],
             json={"message": message, "signature": sign(wallet, message)},
             headers=headers,
         )
-        _no_code(signin, 400, "invalid_request")
+        _no_code(signin, *expected)
         consent = await attacker.post(
             victim_view["endpoints"]["consent"], json={"approve": True}, headers=headers
         )
-        _no_code(consent, 400, "invalid_request")
+        _no_code(consent, *expected)
     params = await _finish(rp.h.client, victim_view, wallet)
     assert params["code"] and params["iss"] == ISSUER
 
@@ -1054,19 +1060,25 @@ async def test_interaction_consent_after_sign_in_from_another_browser(rp: Rp, wa
     signed = await wallet_signs(rp.h.client, view, wallet)
     assert signed.status_code == 200, signed.text
     async with browser(rp.h) as attacker:
-        _, own = await _opened(rp, attacker)
+        own_view, own = await _opened(rp, attacker)
         stolen = await attacker.post(
-            view["endpoints"]["consent"], json={"approve": True}, headers={"Cookie": f"{COOKIE}={own}"}
+            view["endpoints"]["consent"],
+            json={"approve": True},
+            headers={"Cookie": f"{COOKIE}={own}", **page_headers(own_view)},
         )
-    _no_code(stolen, 400, "invalid_request")
-    decided = await rp.h.client.post(view["endpoints"]["consent"], json={"approve": True})
+    _no_code(stolen, 403, "access_denied")  # the CSRF token is bound to the cookie (app/http/csrf.py)
+    decided = await rp.h.client.post(
+        view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+    )
     assert decided.status_code == 200 and redirect_params(decided.json()["redirect_to"])["code"]
 
 
 async def test_consent_before_sign_in(rp: Rp, wallet: Any) -> None:
     """Consent needs a wallet sign-in first: invalid_request, and no code."""
     view, _ = await _opened(rp, rp.h.client)
-    early = await rp.h.client.post(view["endpoints"]["consent"], json={"approve": True})
+    early = await rp.h.client.post(
+        view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+    )
     _no_code(early, 400, "invalid_request")
     assert "sign in" in early.json()["error_description"]
     params = await _finish(rp.h.client, view, wallet)  # the interaction was not spent
@@ -1082,10 +1094,14 @@ async def test_siwe_message_with_another_interactions_nonce(rp: Rp, wallet: Any)
         crossed = {**view, "siwe": {**view["siwe"], "nonce": other_view["siwe"]["nonce"]}}
         message = siwe_message(crossed, wallet.address)
         reply = await rp.h.client.post(
-            view["endpoints"]["signin"], json={"message": message, "signature": sign(wallet, message)}
+            view["endpoints"]["signin"],
+            json={"message": message, "signature": sign(wallet, message)},
+            headers=page_headers(view),
         )
         _no_code(reply, 401, "nonce_mismatch")
-        not_signed_in = await rp.h.client.post(view["endpoints"]["consent"], json={"approve": True})
+        not_signed_in = await rp.h.client.post(
+            view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+        )
         _no_code(not_signed_in, 400, "invalid_request")
         assert (await _finish(other, other_view, wallet))["code"]
     assert (await _finish(rp.h.client, view, wallet))["code"]
@@ -1104,5 +1120,7 @@ async def test_interaction_consent_twice(rp: Rp, wallet: Any) -> None:
     """One interaction, one code: a second consent (say, a replayed request) is refused."""
     view, _ = await _opened(rp, rp.h.client)
     assert (await _finish(rp.h.client, view, wallet))["code"]
-    again = await rp.h.client.post(view["endpoints"]["consent"], json={"approve": True})
+    again = await rp.h.client.post(
+        view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+    )
     _no_code(again, 400, "invalid_request")
