@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     id_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=365 * 86400)
+    # FAPI 2.0 Security Profile 5.3.2.1 (10): seconds after a rotation during which a client that lost the
+    # response may present the previous refresh token again (while its successor is unused); 0 disables.
+    refresh_retry_window: int = Field(default=60, ge=0, le=600)
 
     # Static client ids accepted until the client registry lands; the first is the default client.
     clients: list[str] = Field(default_factory=lambda: ["portcullis-demo"], min_length=1)

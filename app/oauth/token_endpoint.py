@@ -131,7 +131,8 @@ async def _grant(
             ttl = client.access_token_lifetime
             holder = refresh.Holder(
                 client.client_id,
-                authenticated=True,
+                # A registered public client (method none) proved nothing about itself.
+                authenticated=client.token_endpoint_auth_method != "none",  # noqa: S105
                 dpop_jkt=jkt,
                 access_ttl=timedelta(seconds=ttl) if ttl is not None else None,
             )
