@@ -42,6 +42,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.compliance == "off":
+            log.warning(
+                "PORTCULLIS_COMPLIANCE=off: no on-chain compliance gate; every wallet that signs can sign in,"
+                ' and every token carries compliance {"source": "none"}'
+            )
         runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
         app.state.pages = pages
