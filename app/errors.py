@@ -161,6 +161,11 @@ class TemporarilyUnavailable(OAuthError):
 
     error = "temporarily_unavailable"
     status = 503
+    # RFC 9110 section 10.2.3: a dependency that is down is worth another try in seconds, not at once.
+    retry_after = 2
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UnauthorizedClient(OAuthError):

@@ -181,7 +181,7 @@ async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, sig
             digest,
             raw,
             gas_cap=config.call_gas_cap,
-            seconds=config.rpc_timeout_seconds,
+            seconds=config.signature_timeout_seconds,
         )
     except ChainUnavailable as exc:
         raise TemporarilyUnavailable(
