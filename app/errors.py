@@ -168,6 +168,17 @@ class TemporarilyUnavailable(OAuthError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class RequestTimeout(OAuthError):
+    """RFC 9110 section 15.5.9: the client did not send its whole request in time. ``request_timeout`` is an
+    extension code (RFC 6749 section 8.5); the connection is closed after the answer."""
+
+    error = "request_timeout"
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class UnauthorizedClient(OAuthError):
     """RFC 6749 section 5.2: the client may not use this grant type (or response type)."""
 

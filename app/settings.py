@@ -154,6 +154,15 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Slow and idle clients (docs/DEPLOY.md "Slow clients"; app/http/slow_clients.py). A connection must
+    # finish a request's headers this long after it opened or its last response ended; a request's body
+    # must arrive this long after the app starts reading it (else 408); an idle connection between
+    # requests is closed after the keep-alive time; connections beyond the cap get 503.
+    http_header_timeout_seconds: float = Field(default=10.0, ge=0.5, le=300)
+    http_body_timeout_seconds: float = Field(default=15.0, ge=0.5, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
+
     # Registered (confidential) clients: a JSON file (docs/CLIENTS.md). PORTCULLIS_CLIENTS lists public ones.
     clients_file: Path | None = None
     # The authorization-code flow (docs/AUTHORIZE.md). FAPI 2.0: every client must push its request (PAR,
@@ -191,7 +200,8 @@ class Settings(BaseSettings):
     chains: list[ChainSettings] = Field(default_factory=list)
     # The on-chain compliance gate. "required": production refuses to start without a chain that has a
     # required source. "off": the operator runs without any gate, on purpose; no chain may configure a
-    # source, start-up logs a warning, /ready says so and every token's compliance claim is {"source": "none"}.
+    # source, start-up logs a warning, /ready says so and every token's compliance claim is
+    # {"source": "none"}.
     compliance: Literal["required", "off"] = "required"
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
     # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
@@ -284,8 +294,8 @@ class Settings(BaseSettings):
                 if chain.compliance_sources():
                     names = ", ".join(chain.compliance_sources())
                     raise ValueError(
-                        f"compliance: off, but chain {chain.chain_id} configures compliance sources ({names});"
-                        " remove them, or leave PORTCULLIS_COMPLIANCE at required"
+                        f"compliance: off, but chain {chain.chain_id} configures compliance sources"
+                        f" ({names}); remove them, or leave PORTCULLIS_COMPLIANCE at required"
                     )
             return self
         if self.mode == "production" and not any(any(c.compliance_sources().values()) for c in self.chains):

@@ -18,6 +18,7 @@ from app.http.errors import HANDLERS, unexpected_error
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
+from app.http.slow_clients import BodyDeadline
 from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
@@ -83,7 +84,10 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds),
+        ],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )

@@ -53,7 +53,7 @@ class ServerProcess:
         )
 
     def __enter__(self) -> ServerProcess:
-        out = open(self.log_file, "wb") if self.log_file else None  # noqa: SIM115 (the child keeps it)
+        out = open(self.log_file, "wb") if self.log_file else None
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli.main", "serve"], env=self.env, stdout=out, stderr=out

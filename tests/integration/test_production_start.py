@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 import jwt
+import pytest
 from eth_account import Account
 
 from tests.conftest import sign, siwe_text
@@ -43,7 +43,9 @@ def test_production_without_a_chain_refuses_to_start(tmp_path: Path) -> None:
     assert "Traceback" not in started.stderr
     lines = started.stderr.strip().splitlines()
     assert len(lines) == 1, started.stderr
-    assert "PORTCULLIS_CHAINS: production needs at least one chain with a required compliance source" in lines[0]
+    assert (
+        "PORTCULLIS_CHAINS: production needs at least one chain with a required compliance source" in lines[0]
+    )
     assert "PORTCULLIS_COMPLIANCE=off" in lines[0]
     with pytest.raises(httpx.TransportError):  # nothing listens
         httpx.get(f"{server.url}/ready", timeout=1)
