@@ -161,6 +161,22 @@ class TemporarilyUnavailable(OAuthError):
 
     error = "temporarily_unavailable"
     status = 503
+    # RFC 9110 section 10.2.3: a dependency that is down is worth another try in seconds, not at once.
+    retry_after = 2
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RequestTimeout(OAuthError):
+    """RFC 9110 section 15.5.9: the client did not send its whole request in time. ``request_timeout`` is an
+    extension code (RFC 6749 section 8.5); the connection is closed after the answer."""
+
+    error = "request_timeout"
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class UnauthorizedClient(OAuthError):

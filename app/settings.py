@@ -95,6 +95,25 @@ class ChainSettings(BaseModel):
     identity_required: bool = False
     eas: EasSource | None = None
     token_gates: list[TokenGate] = Field(default_factory=list)
+    # The time limit of the eth_call that checks an ERC-1271 / ERC-6492 signature. A chain that does not
+    # answer within it gets 503 (could not check), never 401 (not signed).
+    signature_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    def compliance_sources(self) -> dict[str, bool]:
+        """Each compliance source this chain switches on, named as app.chain.sources names it: required?"""
+        sources: dict[str, bool] = {}
+        if self.registry is not None:
+            sources["registry"] = True
+        if self.sanctions_oracle is not None:
+            sources["sanctions"] = self.sanctions_required
+        if self.identity_registry is not None:
+            sources["erc3643"] = self.identity_required
+        if self.eas is not None:
+            sources["eas"] = self.eas.required
+        for gate in self.token_gates:
+            name = f"token:{gate.address}" + ("" if gate.token_id is None else f":{gate.token_id}")
+            sources[name] = gate.required
+        return sources
 
 
 class Settings(BaseSettings):
@@ -138,6 +157,15 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Slow and idle clients (docs/DEPLOY.md "Slow clients"; app/http/slow_clients.py). A connection must
+    # finish a request's headers this long after it opened or its last response ended; a request's body
+    # must arrive this long after the app starts reading it (else 408); an idle connection between
+    # requests is closed after the keep-alive time; connections beyond the cap get 503.
+    http_header_timeout_seconds: float = Field(default=10.0, ge=0.5, le=300)
+    http_body_timeout_seconds: float = Field(default=15.0, ge=0.5, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
+
     # Registered (confidential) clients: a JSON file (docs/CLIENTS.md). PORTCULLIS_CLIENTS lists public ones.
     clients_file: Path | None = None
     # The authorization-code flow (docs/AUTHORIZE.md). FAPI 2.0: every client must push its request (PAR,
@@ -173,6 +201,11 @@ class Settings(BaseSettings):
 
     # Chains (JSON list of ChainSettings). Empty in development: the embedded EVM is used (dev_chain).
     chains: list[ChainSettings] = Field(default_factory=list)
+    # The on-chain compliance gate. "required": production refuses to start without a chain that has a
+    # required source. "off": the operator runs without any gate, on purpose; no chain may configure a
+    # source, start-up logs a warning, /ready says so and every token's compliance claim is
+    # {"source": "none"}.
+    compliance: Literal["required", "off"] = "required"
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
     # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
     dev_chain: bool = True
@@ -255,6 +288,26 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_compliance(self) -> Settings:
+        if self.compliance == "off":
+            for chain in self.chains:
+                if chain.compliance_sources():
+                    names = ", ".join(chain.compliance_sources())
+                    raise ValueError(
+                        f"compliance: off, but chain {chain.chain_id} configures compliance sources"
+                        f" ({names}); remove them, or leave PORTCULLIS_COMPLIANCE at required"
+                    )
+            return self
+        if self.mode == "production" and not any(any(c.compliance_sources().values()) for c in self.chains):
+            # A compliance gate that is silently absent would sign in any wallet: refuse to start instead.
+            raise ValueError(
+                "chains: production needs at least one chain with a required compliance source (registry,"
+                " sanctions oracle, identity registry, EAS attestation or token gate); configure"
+                " PORTCULLIS_CHAINS, or set PORTCULLIS_COMPLIANCE=off to run without the compliance gate"
+            )
         return self
 
     @property

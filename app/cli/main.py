@@ -21,6 +21,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.http.app import create_app
+    from app.http.slow_clients import uvicorn_options
 
     uvicorn.run(
         create_app(settings),
@@ -29,6 +30,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
+        **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)
     )
     return 0
 

@@ -19,6 +19,7 @@ from app.http.errors import HANDLERS, unexpected_error
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
+from app.http.slow_clients import BodyDeadline
 from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
@@ -43,6 +44,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.compliance == "off":
+            log.warning(
+                "PORTCULLIS_COMPLIANCE=off: no on-chain compliance gate; every wallet that signs can sign in,"
+                ' and every token carries compliance {"source": "none"}'
+            )
         runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
         app.state.pages = pages
@@ -79,7 +85,11 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware), Middleware(CorsMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(CorsMiddleware),
+            Middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds),
+        ],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )

@@ -135,7 +135,7 @@ async def ready(request: Request) -> Response:
         raise TemporarilyUnavailable(
             "Redis is not reachable; rate limits run on stricter per-process budgets"
         )
-    return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "ready", "compliance": p.settings.compliance})
 
 
 ROUTES = [

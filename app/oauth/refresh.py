@@ -140,7 +140,7 @@ async def _rotate(
         client_id=record.client_id,
         scope=ruling.scope,
         auth_time=record.auth_time,
-        compliance=decision.claim() if decision is not None else None,
+        compliance=compliance.token_claim(p, decision),
         not_after=min(t for t in (not_after, lifetime, record.expires_at) if t is not None),
         amr=tuple(record.amr.split()),
         acr=record.acr,

@@ -187,7 +187,7 @@ async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, sig
             digest,
             raw,
             gas_cap=config.call_gas_cap,
-            seconds=config.rpc_timeout_seconds,
+            seconds=config.signature_timeout_seconds,
         )
     except ChainUnavailable as exc:
         raise TemporarilyUnavailable(
@@ -349,7 +349,7 @@ async def prove(
     session_acr = verification.acr if verification is not None else acr.ACR_WALLET
     attempt.data["amr"] = list(amr)
     stepup.require(session_acr, now, now, req.acr_values, req.max_age)
-    claim = decision.claim() if decision is not None else None
+    claim = compliance.token_claim(p, decision)
     assessment = await risk.assess_sign_in(p, pending_risk, wallet, claim)
     attempt.data["risk"] = assessment.to_audit()
     if req.device_id:
