@@ -33,7 +33,7 @@ from app.risk.guard import build_guard
 from app.risk.history import SqlSignInHistory
 from app.settings import ChainSettings, Settings
 from app.storage import migrate
-from app.storage.db import create_engine
+from app.storage.db import Timeouts, create_engine
 from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
@@ -87,7 +87,7 @@ async def start(
     """
     clock = clock or SystemClock()
     meta = meta or events.RequestMeta()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, database_timeouts(settings))
     try:
         await migrate.upgrade(engine)
         store = SqlStore(engine, hasher=entry_hash)
@@ -159,6 +159,14 @@ async def start(
         timedelta(seconds=settings.audit_checkpoint_seconds),
     )
     return Runtime(provider, engine, secret, checkpointer)
+
+
+def database_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.database_connect_timeout_seconds,
+        statement=settings.database_statement_timeout_seconds,
+        pool=settings.database_pool_timeout_seconds,
+    )
 
 
 def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -> ChainAccess:

@@ -156,16 +156,25 @@ class ServerError(OAuthError):
     status = 500
 
 
+# RFC 9110 section 10.2.3: how long a client should wait before retrying a 503 (whole seconds). The HTTP
+# face replaces it with PORTCULLIS_RETRY_AFTER_SECONDS; this default covers errors rendered elsewhere.
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
 class TemporarilyUnavailable(OAuthError):
-    """A required dependency (database, chain) is down: fail closed."""
+    """A required dependency (database, chain) is down: fail closed, and say when to try again."""
 
     error = "temporarily_unavailable"
     status = 503
-    # RFC 9110 section 10.2.3: a dependency that is down is worth another try in seconds, not at once.
-    retry_after = 2
+
+    def __init__(
+        self, description: str, *, debug: str | None = None, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS
+    ) -> None:
+        super().__init__(description, debug=debug)
+        self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        return {"Retry-After": str(max(1, self.retry_after))}
 
 
 class RequestTimeout(OAuthError):

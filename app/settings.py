@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     # SQLAlchemy async URL. Default: SQLite file under data_dir. PostgreSQL: postgresql+asyncpg://...
     database_url: str = ""
+    # PostgreSQL time bounds (README, Settings): opening a connection (TCP, TLS, start-up), one statement
+    # or round trip, and the wait for a free pooled connection. Past them the request answers 503 at once
+    # instead of hanging on a database that is black-holed or stalled; the connection is discarded.
+    database_connect_timeout_seconds: float = Field(default=1.5, gt=0, le=60)
+    database_statement_timeout_seconds: float = Field(default=1.5, gt=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # RFC 9110 section 10.2.3: the Retry-After (seconds) of every 503 (a dependency is down).
+    retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     # Encrypts signing keys at rest. Required in production; generated into data_dir in development.
     secret_key: SecretStr | None = None
 

@@ -64,11 +64,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.bootstrap import database_timeouts
     from app.storage import migrate
     from app.storage.db import create_engine
 
     async def run() -> str | None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, database_timeouts(settings))
         try:
             await migrate.upgrade(engine)
             return await migrate.current_revision(engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -124,11 +126,16 @@ async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+# /ready answers within 2 s whatever the database does (a black-holed one never answers at all): an
+# orchestrator's probe must not time out, and a slow answer is itself "not ready".
+READY_PING_SECONDS = 1.5
+
+
 async def ready(request: Request) -> Response:
     p = _provider(request)
     try:
-        await p.store.ping()
-    except Exception as exc:  # any failure to reach the database means not ready
+        await asyncio.wait_for(p.store.ping(), READY_PING_SECONDS)
+    except Exception as exc:  # any failure to reach the database, or none in time, means not ready
         raise TemporarilyUnavailable("the database is not reachable") from exc
     if not await p.guard.healthy():
         # Limits still hold (stricter, per process), but replicas no longer share them: not ready.
