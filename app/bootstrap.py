@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,9 +87,9 @@ async def start(
     """
     clock = clock or SystemClock()
     meta = meta or events.RequestMeta()
+    await migrate_database(settings)
     engine = create_engine(settings.database_url, database_timeouts(settings))
     try:
-        await migrate.upgrade(engine)
         store = SqlStore(engine, hasher=entry_hash)
         secret = server_secret(settings)
         auditor = events.Auditor(settings, clock, secret)
@@ -159,6 +159,19 @@ async def start(
         timedelta(seconds=settings.audit_checkpoint_seconds),
     )
     return Runtime(provider, engine, secret, checkpointer)
+
+
+async def migrate_database(settings: Settings) -> str | None:
+    """Run the migrations to head on an engine of their own, whose statements are not bounded by the
+    serving engine's statement timeout (a migration may take longer than any request may), and return
+    the revision the database is at."""
+    bounded = database_timeouts(settings)
+    engine = create_engine(settings.database_url, replace(bounded, statement=None))
+    try:
+        await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
 
 
 def database_timeouts(settings: Settings) -> Timeouts:

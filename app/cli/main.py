@@ -64,19 +64,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from app.bootstrap import database_timeouts
-    from app.storage import migrate
-    from app.storage.db import create_engine
+    from app.bootstrap import migrate_database
 
-    async def run() -> str | None:
-        engine = create_engine(settings.database_url, database_timeouts(settings))
-        try:
-            await migrate.upgrade(engine)
-            return await migrate.current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    print(f"database at revision {asyncio.run(run())}")
+    print(f"database at revision {asyncio.run(migrate_database(settings))}")
     return 0
 
 

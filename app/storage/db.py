@@ -19,11 +19,12 @@ class Timeouts:
     round trip on it, the pool's pre-ping included (asyncpg ``command_timeout``). ``pool``: the wait for a
     free pooled connection when all are busy. Together they bound how long a request waits on a database
     that does not answer: at worst the pool wait, a connect (or a pre-ping) and its first statement,
-    4 s with the defaults; the first failure answers 503.
+    4 s with the defaults; the first failure answers 503. ``statement`` None means unbounded: migrations
+    (an index built on a large table) run on such an engine of their own, never on the serving one.
     """
 
     connect: float = 1.5
-    statement: float = 1.5
+    statement: float | None = 1.5
     pool: float = 1.0
 
 
