@@ -316,6 +316,16 @@ class Settings(BaseSettings):
                 " sanctions oracle, identity registry, EAS attestation or token gate); configure"
                 " PORTCULLIS_CHAINS, or set PORTCULLIS_COMPLIANCE=off to run without the compliance gate"
             )
+        if self.mode == "production":
+            gated = {c.chain_id for c in self.chains if any(c.compliance_sources().values())}
+            ungated = [c for c in self.chain_ids if c not in gated]
+            if ungated:
+                # A sign-in on an accepted chain without a gate would skip compliance for that wallet.
+                raise ValueError(
+                    f"chain_ids: chain(s) {', '.join(map(str, ungated))} accept sign-ins but have no required"
+                    " compliance source in PORTCULLIS_CHAINS; configure one for each, remove them from"
+                    " PORTCULLIS_CHAIN_IDS, or set PORTCULLIS_COMPLIANCE=off"
+                )
         return self
 
     @property

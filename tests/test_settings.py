@@ -147,6 +147,19 @@ def test_production_refuses_to_start_without_a_compliance_gate(monkeypatch: pyte
     assert load_settings(chains=[optional | {"sanctions_required": True}]).mode == "production"
 
 
+def test_production_refuses_an_accepted_chain_without_a_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+    gated = {"chain_id": 1, "rpc_urls": ["https://rpc.example"], "registry": REGISTRY}
+    with pytest.raises(SettingsError, match=r"PORTCULLIS_CHAIN_IDS: chain\(s\) 10, 137 accept sign-ins"):
+        load_settings(chains=[gated], chain_ids=[1, 10, 137])
+    ungated_but_configured = {"chain_id": 10, "rpc_urls": ["https://rpc.example"]}
+    with pytest.raises(SettingsError, match=r"chain\(s\) 10 accept sign-ins"):
+        load_settings(chains=[gated, ungated_but_configured])
+    assert load_settings(chains=[gated], chain_ids=[1]).chain_ids == [1]
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
+    assert load_settings(chain_ids=[1, 10]).chain_ids == [1, 10]
+
+
 def test_compliance_off_is_explicit_and_excludes_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     production(monkeypatch)
     monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
