@@ -105,7 +105,8 @@ async def jwks(request: Request) -> Response:
     return JSONResponse(
         _provider(request).keys.ring.jwks(),
         media_type="application/jwk-set+json",
-        headers={"Cache-Control": "max-age=300"},
+        # The same setting sets how long before signing a rotated key is published (app.oidc.keys).
+        headers={"Cache-Control": f"max-age={_provider(request).settings.jwks_max_age_seconds}"},
     )
 
 
