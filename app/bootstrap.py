@@ -137,6 +137,7 @@ async def start(
         ),
         audit_log=store,
         checkpoint_store=store,
+        audit_sink=checkpoints.SinkHealth(settings.audit_sink_max_backlog or settings.audit_checkpoint_every),
         authz=SqlAuthzStore.beside(store),
         secret_verifier=SecretVerifier(clock),
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
@@ -157,6 +158,7 @@ async def start(
         checkpoints.FileSink(settings.audit_checkpoint_file),
         settings.audit_checkpoint_every,
         timedelta(seconds=settings.audit_checkpoint_seconds),
+        provider.audit_sink,
     )
     return Runtime(provider, engine, secret, checkpointer)
 

@@ -157,10 +157,18 @@ class ServerError(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
-    """A required dependency (database, chain) is down: fail closed."""
+    """A required dependency (database, chain, the audit sink) is down: fail closed. RFC 9110 section 10.2.3:
+    ``Retry-After`` says when to try again."""
 
     error = "temporarily_unavailable"
     status = 503
+
+    def __init__(self, description: str, *, debug: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(description, debug=debug)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class UnauthorizedClient(OAuthError):

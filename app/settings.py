@@ -197,7 +197,7 @@ class Settings(BaseSettings):
     # ASVS 16.5.3: once the sink cannot be written, at most this many audit entries may go without a
     # checkpoint in it; then authentication is refused (503) until a checkpoint is written. Default: the
     # checkpoint interval's entry count (audit_checkpoint_every).
-    audit_unsunk_entries_max: int | None = Field(default=None, ge=1, le=1_000_000)
+    audit_sink_max_backlog: int | None = Field(default=None, ge=1, le=1_000_000)
     # Entries older than this may be purged, only up to a checkpoint (MiFID II / SEC 17a-4: years).
     audit_retention_days: int = Field(default=7 * 365 + 2, ge=1)
 
@@ -244,8 +244,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
             self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
-        if self.audit_unsunk_entries_max is None:
-            self.audit_unsunk_entries_max = self.audit_checkpoint_every
+        if self.audit_sink_max_backlog is None:
+            self.audit_sink_max_backlog = self.audit_checkpoint_every
         if self.mode == "production" or self.chains:
             self.dev_chain = False
         if "chain_ids" not in self.model_fields_set:

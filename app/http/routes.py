@@ -61,6 +61,7 @@ async def siwe_verify(request: Request) -> Response:
         device_id=string_field(body, "device_id"),
     )
     p, meta = _provider(request), _meta(request)
+    await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
     async with p.guard.admitted("verify", ip=meta.ip, client_id=req.client_id) as gate:
         tokens = await signin.sign_in(p, req, meta, gate)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
@@ -125,7 +126,13 @@ async def ready(request: Request) -> Response:
         raise TemporarilyUnavailable(
             "Redis is not reachable; rate limits run on stricter per-process budgets"
         )
-    return JSONResponse({"status": "ready"})
+    sink = p.audit_sink.status()
+    if not sink["ok"]:  # ASVS 16.5.3: checkpoints cannot reach the write-once sink
+        down = TemporarilyUnavailable(f"the audit checkpoint sink cannot be written: {sink['error']}")
+        return JSONResponse(
+            {**down.to_json(), "audit_sink": sink}, status_code=503, headers={**NO_STORE, **down.headers()}
+        )
+    return JSONResponse({"status": "ready", "audit_sink": sink})
 
 
 ROUTES = [

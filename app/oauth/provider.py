@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from app.audit.checkpoints import SinkHealth
 from app.audit.events import Auditor
 from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
@@ -75,6 +76,7 @@ class Provider:
     ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
+    audit_sink: SinkHealth  # ASVS 16.5.3: authentication stops when checkpoints cannot leave the database
     authz: AuthzStore
     dpop_jtis: JtiStore
     secret_verifier: SecretVerifier
