@@ -29,7 +29,6 @@ from app.errors import TemporarilyUnavailable
 from app.oidc.keys import decrypt_private_key, generate_key
 from app.storage.records import AuditLog, CheckpointRecord, CheckpointStore
 
-
 log = logging.getLogger("portcullis.audit")
 
 # Seconds a client should wait before retrying while the sink is failing: the checkpointer retries each tick.

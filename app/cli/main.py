@@ -97,10 +97,11 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
                     p.key_timing,
                     bootstrap.key_activation(p.auditor, meta, "rotated by operator"),
                 )
-                assert record.activates_at is not None
+                starts = record.activates_at
+                assert starts is not None
                 note = (
                     f"new key {record.kid} is published now and starts signing at "
-                    f"{record.activates_at.isoformat()} (in {int((record.activates_at - now).total_seconds())} s: "
+                    f"{starts.isoformat()} (in {int((starts - now).total_seconds())} s: "
                     f"/jwks max-age {settings.jwks_max_age_seconds} s + key reload "
                     f"{settings.key_reload_seconds} s + {int(keys.ACTIVATION_SLACK.total_seconds())} s slack)"
                 )

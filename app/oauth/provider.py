@@ -31,7 +31,9 @@ from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 def key_timing(s: Settings) -> Timing:
     """A rotation's timing from the settings: the lead /jwks's max-age asks for, and the publish window."""
     return Timing(
-        lead=activation_lead(timedelta(seconds=s.jwks_max_age_seconds), timedelta(seconds=s.key_reload_seconds)),
+        lead=activation_lead(
+            timedelta(seconds=s.jwks_max_age_seconds), timedelta(seconds=s.key_reload_seconds)
+        ),
         publish_window=publish_window(
             timedelta(seconds=s.access_token_ttl_seconds), timedelta(seconds=s.id_token_ttl_seconds)
         ),

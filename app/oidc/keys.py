@@ -130,7 +130,9 @@ class KeySchedule:
         signing = signing_record(records, now)
         assert signing is not None  # a schedule is never empty (load_schedule)
         others = sorted(
-            (r for r in records if r.kid != signing.kid and is_published(r, now)), key=_activation, reverse=True
+            (r for r in records if r.kid != signing.kid and is_published(r, now)),
+            key=_activation,
+            reverse=True,
         )
         return KeyRing(
             active=ActiveKey(signing.kid, signing.alg, self.private_keys[signing.kid]),
@@ -223,7 +225,7 @@ def load_schedule(records: list[KeyRecord], secret: bytes, now: datetime) -> Key
 
 
 def build_keyring(records: list[KeyRecord], secret: bytes, now: datetime) -> KeyRing | None:
-    """The ring at ``now``: the key whose activation came last signs; keys inside their window are published."""
+    """The ring at ``now``: the key activated last signs; the keys inside their window are published."""
     schedule = load_schedule(records, secret, now)
     return schedule.at(now) if schedule is not None else None
 
@@ -263,7 +265,9 @@ async def load_or_create(
     if schedule is not None and schedule.latest.alg == alg:
         return schedule
     first = schedule is None
-    await rotate(store, secret, alg, now, Timing(timedelta(0), timing.publish_window) if first else timing, describe)
+    await rotate(
+        store, secret, alg, now, Timing(timedelta(0), timing.publish_window) if first else timing, describe
+    )
     schedule = load_schedule(await store.list_keys(), secret, now)
     assert schedule is not None
     return schedule

@@ -91,8 +91,12 @@ async def test_full_sink_fails_ready_then_authentication_then_recovers(
         form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "portcullis-demo"}
         token = await h.client.post("/token", data=form)
         assert token.status_code == 503 and token.headers["retry-after"]
-        assert await _head(h) - 6 <= 2  # refused requests add no entries beyond the bound (nonces: sampled off)
-        assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1  # logged once, not per tick
+        assert (
+            await _head(h) - 6 <= 2
+        )  # refused requests add no entries beyond the bound (nonces: sampled off)
+        assert (
+            len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+        )  # logged once, not per tick
 
         # the path is writable again: the next tick writes the checkpoint, everything recovers
         sink.unlink()

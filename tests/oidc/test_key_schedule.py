@@ -48,7 +48,7 @@ async def _ring_at(store: MemoryKeys, when: datetime) -> keys.KeyRing:
 
 
 def test_lead_is_one_cache_lifetime_plus_one_reload() -> None:
-    assert LEAD == timedelta(seconds=300 + 30) + keys.ACTIVATION_SLACK
+    assert timedelta(seconds=300 + 30) + keys.ACTIVATION_SLACK == LEAD
 
 
 async def test_first_key_signs_at_once(clock: FakeClock) -> None:
@@ -60,7 +60,9 @@ async def test_first_key_signs_at_once(clock: FakeClock) -> None:
 
 async def test_rotated_key_is_published_a_lead_before_it_signs(clock: FakeClock) -> None:
     store = MemoryKeys()
-    first = (await keys.load_or_create(store, SECRET, "ES256", clock.now(), TIMING, _describe)).at(clock.now())
+    first = (await keys.load_or_create(store, SECRET, "ES256", clock.now(), TIMING, _describe)).at(
+        clock.now()
+    )
     old = first.active.kid
     rotated_at = clock.now()
     new = await keys.rotate(store, SECRET, "ES256", rotated_at, TIMING, _describe)
