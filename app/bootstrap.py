@@ -24,7 +24,7 @@ from app.mfa.webauthn import RelyingParty
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
 from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry, load_clients
-from app.oauth.provider import KeyHolder, Provider
+from app.oauth.provider import KeyHolder, Provider, key_timing
 from app.oauth.registrar import Registrar
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
@@ -95,12 +95,13 @@ async def start(
         auditor = events.Auditor(settings, clock, secret)
         now = clock.now()
         signer = await checkpoints.load_or_create_signer(store, secret, auditor, now)
-        window = keys.publish_window(
-            timedelta(seconds=settings.access_token_ttl_seconds),
-            timedelta(seconds=settings.id_token_ttl_seconds),
-        )
-        ring = await keys.load_or_create(
-            store, secret, settings.signing_alg, now, window, key_activation(auditor, meta, "first start")
+        schedule = await keys.load_or_create(
+            store,
+            secret,
+            settings.signing_alg,
+            now,
+            key_timing(settings),
+            key_activation(auditor, meta, "first start"),
         )
     except BaseException:
         await engine.dispose()
@@ -109,7 +110,7 @@ async def start(
         settings=settings,
         store=store,
         key_store=store,
-        keys=KeyHolder(ring),
+        keys=KeyHolder(schedule, clock),
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
@@ -136,6 +137,7 @@ async def start(
         ),
         audit_log=store,
         checkpoint_store=store,
+        audit_sink=checkpoints.SinkHealth(settings.audit_sink_max_backlog or settings.audit_checkpoint_every),
         authz=SqlAuthzStore.beside(store),
         secret_verifier=SecretVerifier(clock),
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
@@ -157,6 +159,7 @@ async def start(
         checkpoints.FileSink(settings.audit_checkpoint_file),
         settings.audit_checkpoint_every,
         timedelta(seconds=settings.audit_checkpoint_seconds),
+        provider.audit_sink,
     )
     return Runtime(provider, engine, secret, checkpointer)
 

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
 
     signing_alg: Literal["ES256", "EdDSA"] = "ES256"
+    # The Cache-Control max-age of /jwks. A rotated key is published this long (plus one key reload) before
+    # it signs anything, so a relying party's cached JWKS always holds it (docs/ARCHITECTURE.md, "Keys").
+    jwks_max_age_seconds: int = Field(default=300, ge=1, le=86400)
+    # How often each server re-reads the signing keys (and dynamic clients) another process changed.
+    key_reload_seconds: int = Field(default=30, ge=1, le=300)
 
     # What a SIWE message must carry. Defaults: issuer host[:port], the issuer URL, the first allowed chain.
     siwe_domain: str = ""
@@ -233,6 +238,10 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: int = Field(default=60, ge=1, le=86400)
     # Write-once sink for checkpoints (one JSON line each). Default: data_dir/audit-checkpoints.jsonl.
     audit_checkpoint_file: Path | None = None
+    # ASVS 16.5.3: once the sink cannot be written, at most this many audit entries may go without a
+    # checkpoint in it; then authentication is refused (503) until a checkpoint is written. Default: the
+    # checkpoint interval's entry count (audit_checkpoint_every).
+    audit_sink_max_backlog: int | None = Field(default=None, ge=1, le=1_000_000)
     # Entries older than this may be purged, only up to a checkpoint (MiFID II / SEC 17a-4: years).
     audit_retention_days: int = Field(default=7 * 365 + 2, ge=1)
 
@@ -279,6 +288,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
             self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
+        if self.audit_sink_max_backlog is None:
+            self.audit_sink_max_backlog = self.audit_checkpoint_every
         if self.mode == "production" or self.chains:
             self.dev_chain = False
         if "chain_ids" not in self.model_fields_set:

@@ -106,16 +106,19 @@ async def _checkpoints(runtime: bootstrap.Runtime) -> None:
 
 
 async def _housekeeping(p: Provider, secret: bytes) -> None:
-    """Pick up keys rotated by another process, and purge expired nonces and refresh tokens."""
+    """Pick up keys rotated by another process, and purge expired nonces and refresh tokens.
+
+    Reloads every ``key_reload_seconds``: a rotation's activation lead counts on it (app.oidc.keys)."""
+    reload = timedelta(seconds=p.settings.key_reload_seconds)
     since_purge = PURGE_INTERVAL
     while True:
-        await asyncio.sleep(keys.RELOAD_INTERVAL.total_seconds())
+        await asyncio.sleep(reload.total_seconds())
         try:
-            ring = keys.build_keyring(await p.key_store.list_keys(), secret, p.clock.now())
-            if ring is not None:
-                p.keys.ring = ring
+            schedule = keys.load_schedule(await p.key_store.list_keys(), secret, p.clock.now())
+            if schedule is not None:
+                p.keys.schedule = schedule
             await p.registrar.reload()  # dynamic clients another process registered, changed or deleted
-            since_purge += keys.RELOAD_INTERVAL
+            since_purge += reload
             if since_purge >= PURGE_INTERVAL:
                 since_purge = timedelta(0)
                 await p.store.purge_expired(p.clock.now())

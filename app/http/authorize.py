@@ -135,6 +135,7 @@ def make_routes(meta: MetaOf) -> list[Route]:
 
     async def interaction_signin(request: Request) -> Response:
         p, m = _provider(request), meta(request)
+        await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
         await p.guard.admit("verify", ip=m.ip)
         browser = _bound_browser(request, p)
         body = await read_json_object(request)
@@ -161,6 +162,7 @@ def make_routes(meta: MetaOf) -> list[Route]:
         p, m = _provider(request), meta(request)
         form = await read_form(request)
         p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
+        await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no tokens the audit trail cannot anchor
         await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
         answer = await token_endpoint.token(
             p, form, request.headers.get("authorization"), request.headers.getlist("dpop"), m

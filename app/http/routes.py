@@ -14,7 +14,7 @@ from app.http import cors
 from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
-from app.http.errors import NO_STORE
+from app.http.errors import NO_STORE, error_response, retry_after
 from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
 from app.http.registration import registration_routes
@@ -69,6 +69,7 @@ async def siwe_verify(request: Request) -> Response:
     )
     p, meta = _provider(request), _meta(request)
     cors.for_client(request, req.client_id)  # refused in signin.sign_in, where failures are audited
+    await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
     async with p.guard.admitted("verify", ip=meta.ip, client_id=req.client_id) as gate:
         tokens = await signin.sign_in(p, req, meta, gate)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
@@ -118,7 +119,8 @@ async def jwks(request: Request) -> Response:
     return JSONResponse(
         _provider(request).keys.ring.jwks(),
         media_type="application/jwk-set+json",
-        headers={"Cache-Control": "max-age=300"},
+        # The same setting sets how long before signing a rotated key is published (app.oidc.keys).
+        headers={"Cache-Control": f"max-age={_provider(request).settings.jwks_max_age_seconds}"},
     )
 
 
@@ -142,7 +144,14 @@ async def ready(request: Request) -> Response:
         raise TemporarilyUnavailable(
             "Redis is not reachable; rate limits run on stricter per-process budgets"
         )
-    return JSONResponse({"status": "ready", "compliance": p.settings.compliance})
+    sink = p.audit_sink.status()
+    if not sink["ok"]:  # ASVS 16.5.3: checkpoints cannot reach the write-once sink
+        down = TemporarilyUnavailable(f"the audit checkpoint sink cannot be written: {sink['error']}")
+        answer = error_response(down, retry_after(request))
+        return JSONResponse(
+            {**down.to_json(), "audit_sink": sink}, status_code=503, headers=dict(answer.headers)
+        )
+    return JSONResponse({"status": "ready", "compliance": p.settings.compliance, "audit_sink": sink})
 
 
 ROUTES = [

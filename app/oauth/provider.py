@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from app.audit.checkpoints import SinkHealth
 from app.audit.events import Auditor
 from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
@@ -17,7 +18,7 @@ from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry
 from app.oauth.dpop import JtiStore
 from app.oauth.registrar import Registrar
-from app.oidc.keys import KeyRing, publish_window
+from app.oidc.keys import KeyRing, KeySchedule, Timing, activation_lead, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
 from app.risk.geo import IpCountry
@@ -28,6 +29,18 @@ from app.storage.authz_records import AuthzStore
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
 
+def key_timing(s: Settings) -> Timing:
+    """A rotation's timing from the settings: the lead /jwks's max-age asks for, and the publish window."""
+    return Timing(
+        lead=activation_lead(
+            timedelta(seconds=s.jwks_max_age_seconds), timedelta(seconds=s.key_reload_seconds)
+        ),
+        publish_window=publish_window(
+            timedelta(seconds=s.access_token_ttl_seconds), timedelta(seconds=s.id_token_ttl_seconds)
+        ),
+    )
+
+
 def secret_hash(value: str) -> str:
     """How single-use secrets (nonces, refresh tokens) are stored: hex SHA-256, never the value itself."""
     return hashlib.sha256(value.encode()).hexdigest()
@@ -35,9 +48,15 @@ def secret_hash(value: str) -> str:
 
 @dataclass(slots=True)
 class KeyHolder:
-    """The current key ring; swapped whole when keys are reloaded or rotated (never mutated in place)."""
+    """The stored keys as last loaded (swapped whole on reload, never mutated in place) and the clock that
+    says which of them signs now: a replica switches keys at the stored activation time, by its own clock."""
 
-    ring: KeyRing
+    schedule: KeySchedule
+    clock: Clock
+
+    @property
+    def ring(self) -> KeyRing:
+        return self.schedule.at(self.clock.now())
 
 
 @dataclass(slots=True)
@@ -60,6 +79,7 @@ class Provider:
     ip_country: IpCountry
     audit_log: AuditLog
     checkpoint_store: CheckpointStore
+    audit_sink: SinkHealth  # ASVS 16.5.3: authentication stops when checkpoints cannot leave the database
     authz: AuthzStore
     dpop_jtis: JtiStore
     secret_verifier: SecretVerifier
@@ -87,6 +107,10 @@ class Provider:
     def key_publish_window(self) -> timedelta:
         """How long a retired signing key stays in the JWKS: the longest token lifetime plus reload grace."""
         return publish_window(self.policy.access_ttl, self.policy.id_ttl)
+
+    @property
+    def key_timing(self) -> Timing:
+        return key_timing(self.settings)
 
     def check_client(self, client_id: str | None) -> str:
         """The effective client id at the SIWE endpoints: the default client when none is named, a public

@@ -98,6 +98,8 @@ class SigningKey(Base):
     # Set when a newer key takes over; the public key stays published until every token it signed expired.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When it starts signing: published (stored) at least one JWKS cache lifetime before (app.oidc.keys).
+    activates_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 Index("ix_refresh_tokens_expires_at", RefreshToken.expires_at)

@@ -40,6 +40,8 @@ class KeyRecord:
     created_at: datetime
     retired_at: datetime | None = None
     publish_until: datetime | None = None
+    # Signing keys: when it starts signing (app.oidc.keys); None for keys stored before activation times.
+    activates_at: datetime | None = None
 
     def new_row(self) -> dict[str, object]:
         """The columns a freshly stored key has (signing_keys and audit_keys share them)."""
@@ -206,9 +208,10 @@ class KeyStore(Protocol):
     async def list_keys(self) -> list[KeyRecord]: ...
 
     async def activate_key(
-        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+        self, key: KeyRecord, at: datetime, publish_until: datetime, audit: AuditRecord
     ) -> None:
-        """Make ``key`` the active key; retire the others, published until ``publish_until``."""
+        """Store ``key`` (signing from ``key.activates_at``); the keys not yet retired retire ``at`` that
+        moment and stay published until ``publish_until``."""
         ...
 
 

@@ -248,20 +248,21 @@ class SqlStore(SqlAuditLog):
                 created_at=r.created_at,
                 retired_at=r.retired_at,
                 publish_until=r.publish_until,
+                activates_at=r.activates_at,
             )
             for r in rows
         ]
 
     async def activate_key(
-        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+        self, key: KeyRecord, at: datetime, publish_until: datetime, audit: AuditRecord
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
                 update(SigningKey)
                 .where(SigningKey.retired_at.is_(None))
-                .values(retired_at=now, publish_until=publish_until)
+                .values(retired_at=at, publish_until=publish_until)
             )
-            await conn.execute(insert(SigningKey).values(**key.new_row()))
+            await conn.execute(insert(SigningKey).values(**key.new_row(), activates_at=key.activates_at))
             await append(conn, audit, self.hasher)
 
 
