@@ -91,7 +91,7 @@ async def userinfo_endpoint(request: Request) -> Response:
         method=request.method,
         path="/userinfo",
     )
-    return JSONResponse(userinfo.userinfo(claims), headers=NO_STORE)
+    return JSONResponse(userinfo.userinfo(claims, p.trading_policy), headers=NO_STORE)
 
 
 async def openid_configuration(request: Request) -> Response:
