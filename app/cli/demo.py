@@ -60,7 +60,9 @@ def run_demo(base_url: str, *, client_id: str, grant: Callable[[str], int] | Non
             )
             if grant(wallet.address) != 0:
                 return 1
-            ask = {"scope": "openid compliance"}  # the scope that releases the claim (docs/POLICY.md, "Claims")
+            ask = {
+                "scope": "openid compliance"
+            }  # the scope that releases the claim (docs/POLICY.md, "Claims")
         config = http.get("/.well-known/openid-configuration").raise_for_status().json()
         _step("discovery (issuer, jwks_uri)", {"issuer": config["issuer"], "jwks_uri": config["jwks_uri"]})
 

@@ -105,7 +105,9 @@ async def test_siwe_verify_for_trading_carries_only_what_the_resource_server_nee
 async def test_siwe_verify_with_the_compliance_scope_carries_the_whole_claim(h: Harness) -> None:
     tokens = await direct_sign_in(h, "openid perps:trade compliance")
     assert_whole(tokens)
-    assert (await userinfo(h, tokens["access_token"]))["compliance"] == decoded(tokens["id_token"])["compliance"]
+    assert (await userinfo(h, tokens["access_token"]))["compliance"] == decoded(tokens["id_token"])[
+        "compliance"
+    ]
 
 
 async def test_openid_alone_carries_no_fact_about_the_holder(h: Harness) -> None:

@@ -66,6 +66,10 @@ async def sign_in(h: Harness, wallet: Any, scope: str = "openid compliance") -> 
     return await h.client.post("/siwe/verify", json=body)
 
 
+def unverified(token: str) -> Any:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
 async def refresh(h: Harness, token: str) -> Any:
     form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "portcullis-demo"}
     return await h.client.post("/token", data=form)
@@ -102,13 +106,16 @@ async def test_grant_sign_in_revoke_refused(
             and compliance["source"] == "registry"
         )
         assert claims["exp"] <= compliance["valid_until"]
-        assert jwt.decode(tokens["id_token"], options={"verify_signature": False})["compliance"] == compliance
+        assert unverified(tokens["id_token"])["compliance"] == compliance
         trading = await sign_in(h, wallet, "openid perps:trade")
         assert trading.status_code == 200 and trading.json()["scope"] == "openid perps:trade", trading.text
-        assert "compliance" not in jwt.decode(trading.json()["id_token"], options={"verify_signature": False})
-        minimal = jwt.decode(trading.json()["access_token"], options={"verify_signature": False})["compliance"]
+        assert "compliance" not in unverified(trading.json()["id_token"])
+        minimal = unverified(trading.json()["access_token"])["compliance"]
         assert set(minimal) == {"source", "chain_id", "block", "investor_class", "valid_until"}, minimal
-        assert minimal["investor_class"] == "professional" and minimal["valid_until"] == compliance["valid_until"]
+        assert (
+            minimal["investor_class"] == "professional"
+            and minimal["valid_until"] == compliance["valid_until"]
+        )
         rotated = await refresh(h, tokens["refresh_token"])
         assert rotated.status_code == 200 and "compliance" in jwt.decode(
             rotated.json()["access_token"], options={"verify_signature": False}
