@@ -105,7 +105,7 @@ async def userinfo_endpoint(request: Request) -> Response:
     named = claims.get("client_id")
     client_id = named if isinstance(named, str) else None
     p.check_origin(cors.for_client(request, client_id), client_id)
-    return JSONResponse(userinfo.userinfo(claims), headers=NO_STORE)
+    return JSONResponse(userinfo.userinfo(claims, p.trading_policy), headers=NO_STORE)
 
 
 async def openid_configuration(request: Request) -> Response:

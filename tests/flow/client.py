@@ -226,6 +226,8 @@ class Authorized:
     nonce: str
     verifier: str
     params: dict[str, str]
+    view: dict[str, Any] = field(default_factory=dict)  # the page's interaction view, before the signature
+    consent: dict[str, Any] = field(default_factory=dict)  # what the consent screen showed
 
 
 async def authorize(
@@ -263,4 +265,5 @@ async def authorize(
     location = decided.json()["redirect_to"]
     assert location.split("?")[0] == flow.redirect_uri.split("?")[0], location
     got = redirect_params(location)
-    return Authorized(got.get("code", ""), state, nonce, verifier, got)
+    consent = signed.json().get("consent", {})
+    return Authorized(got.get("code", ""), state, nonce, verifier, got, view, consent)

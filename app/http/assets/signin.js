@@ -32,6 +32,12 @@
     list.hidden = items.length === 0;
   }
 
+  // The compliance facts the tokens will carry, under their sentence; both hidden when there are none.
+  function fillCompliance(list, intro, items) {
+    fill(list, items || []);
+    intro.hidden = list.hidden;
+  }
+
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = false;
@@ -234,6 +240,7 @@
       $("consent-details"),
       (consent.authorization_details || []).map((d) => d.summary || d.type),
     );
+    fillCompliance($("consent-compliance"), $("consent-compliance-intro"), consent.compliance);
     $("consent").hidden = false;
     $("allow").focus();
   }
@@ -254,6 +261,7 @@
   $("client-name").textContent = clientLabel;
   fill($("scope-list"), (view.scopes || []).map((s) => s.description || s.scope));
   fill($("detail-list"), (view.authorization_details || []).map((d) => d.summary || d.type));
+  fillCompliance($("compliance-list"), $("compliance-intro"), view.compliance);
   $("step-up-note").hidden = !view.step_up;
   connect.addEventListener("click", signIn);
   factorForm.addEventListener("submit", submitFactor);
