@@ -47,7 +47,9 @@ async def h(tmp_path: Path, sqlite_url: str, key: Key) -> AsyncIterator[Harness]
         "client_secret": SECRET,
         "scope": "service:positions:read",
     }
-    clients = write_clients(tmp_path / "clients.json", [broker, service_client("svc", key, "service:positions:read")])
+    clients = write_clients(
+        tmp_path / "clients.json", [broker, service_client("svc", key, "service:positions:read")]
+    )
     # Thresholds far above the attempts made here: this file measures time, not locks.
     settings = make_settings(
         tmp_path,
@@ -73,7 +75,10 @@ async def medians(first: Attempt, second: Attempt) -> tuple[float, float]:
             reply = await attempt()
             sink.append(time.perf_counter() - start)
             assert reply.status_code == 401, reply.text
-            assert reply.json() == {"error": "invalid_client", "error_description": "client authentication failed"}
+            assert reply.json() == {
+                "error": "invalid_client",
+                "error_description": "client authentication failed",
+            }
     return statistics.median(times[0]), statistics.median(times[1])
 
 

@@ -255,7 +255,7 @@ async def test_method_mismatch(
     registry: ClientRegistry, store: MemoryAssertionJtiStore, form: dict[str, str], header: str | None
 ) -> None:
     # RFC 6749 10.10: said in the words an unknown client gets; the method is named in the log only
-    with pytest.raises(InvalidClient, match="^client authentication failed$") as info:
+    with pytest.raises(InvalidClient, match=r"^client authentication failed$") as info:
         await run(registry, store, form, header)
     assert "registered for" in (info.value.debug or "")
 
@@ -287,7 +287,7 @@ async def expect_refused_as_unknown(
     registry: ClientRegistry, store: MemoryAssertionJtiStore, token: str, debug: str
 ) -> None:
     """Refused before the signature proved anything: the words an unknown client gets, the reason logged."""
-    with pytest.raises(InvalidClient, match="^client authentication failed$") as info:
+    with pytest.raises(InvalidClient, match=r"^client authentication failed$") as info:
         await run(registry, store, jwt_form(token))
     assert info.value.status == 401 and debug in (info.value.debug or "")
 
@@ -348,7 +348,9 @@ async def test_iss_differs_from_sub(registry: ClientRegistry, store: MemoryAsser
 
 
 async def test_iss_of_another_client(registry: ClientRegistry, store: MemoryAssertionJtiStore) -> None:
-    await expect_refused_as_unknown(registry, store, assertion(claims(iss="spa", sub="spa")), "registered for none")
+    await expect_refused_as_unknown(
+        registry, store, assertion(claims(iss="spa", sub="spa")), "registered for none"
+    )
 
 
 async def test_expired(registry: ClientRegistry, store: MemoryAssertionJtiStore) -> None:
