@@ -28,6 +28,7 @@ from app.oauth.provider import KeyHolder, Provider, key_timing
 from app.oauth.registrar import Registrar
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
+from app.risk.client_guard import build_client_guard
 from app.risk.geo import StaticCidrTable
 from app.risk.guard import build_guard
 from app.risk.history import SqlSignInHistory
@@ -106,6 +107,7 @@ async def start(
     except BaseException:
         await engine.dispose()
         raise
+    guard = build_guard(settings, clock)
     provider = Provider(
         settings=settings,
         store=store,
@@ -115,7 +117,8 @@ async def start(
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
         chains=chain_access(settings, clock, dev_chain),
-        guard=build_guard(settings, clock),
+        guard=guard,
+        client_guard=build_client_guard(settings, guard, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         sign_in_history=SqlSignInHistory(engine),
         client_registry=load_clients(settings.clients_file) if settings.clients_file else ClientRegistry([]),

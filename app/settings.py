@@ -202,6 +202,14 @@ class Settings(BaseSettings):
     lock_threshold: float = Field(default=10.0, gt=0)
     lock_ip_threshold: float = Field(default=30.0, gt=0)
     lock_cooldown_seconds: int = Field(default=900, ge=1, le=86400)
+    # Failed client authentication (docs/RATE_LIMITS.md), on even with rate_limits off (a security lock):
+    # failures per client_id, all IPs together, before further attempts are 429 (then one more every
+    # refill seconds); the failure score of one (client_id, IP) pair that locks the pair for the
+    # cool-down; how long an IP that authenticated as a client stays exempt from that client's spent budget.
+    client_auth_failure_budget: int = Field(default=100, ge=1, le=1_000_000)
+    client_auth_failure_refill_seconds: float = Field(default=60.0, gt=0, le=86400)
+    client_auth_lock_threshold: float = Field(default=10.0, gt=0)
+    client_auth_trusted_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
 
     # Risk-based step-up (docs/RISK.md): scores at which a sign-in needs a second factor, or is refused.
     risk_step_up_at: int = Field(default=40, ge=1)

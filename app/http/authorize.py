@@ -24,6 +24,7 @@ from app.http.errors import NO_STORE
 from app.http.pages import Pages
 from app.oauth import authorize, origins, token_endpoint
 from app.oauth.authz_request import PageError
+from app.oauth.client_failures import authenticate_client
 from app.oauth.provider import Provider, secret_hash
 
 MetaOf = Callable[[Request], RequestMeta]
@@ -98,7 +99,7 @@ def make_routes(meta: MetaOf) -> list[Route]:
         p, m = _provider(request), meta(request)
         form = await read_form(request)
         await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
-        client = await token_endpoint.authenticate_client(p, form, request.headers.get("authorization"))
+        client = await authenticate_client(p, form, request.headers.get("authorization"), m, "/par")
         proof = await token_endpoint.check_proof(
             p, request.headers.getlist("dpop"), method="POST", path="/par", required=False
         )

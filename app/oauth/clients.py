@@ -73,6 +73,17 @@ def hash_client_secret(secret: str, *, salt: bytes | None = None) -> str:
     return "$".join([_HASH_PREFIX, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)])
 
 
+def unmatchable_hash() -> str:
+    """A hash in the form of :func:`hash_client_secret`, with the default parameters, that no secret matches.
+
+    Its digest is random rather than derived from a secret, so building it costs nothing while checking a
+    secret against it costs exactly what checking against a real default hash costs: the stand-in for an
+    unknown client, so that timing does not tell registered client ids from unknown ones.
+    """
+    parts = [_HASH_PREFIX, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P)]
+    return "$".join([*parts, _b64(secrets.token_bytes(16)), _b64(secrets.token_bytes(32))])
+
+
 def verify_client_secret(secret: str, encoded: str) -> bool:
     """Constant-time comparison of ``secret`` against a hash made by :func:`hash_client_secret`."""
     n, r, p, salt, expected = _parse_hash(encoded)

@@ -13,9 +13,10 @@ from typing import Any
 from app.audit import events
 from app.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
 from app.oauth import liveness
+from app.oauth.client_failures import authenticate_client
 from app.oauth.provider import Provider, secret_hash
-from app.oauth.token_endpoint import authenticate_client
 from app.oidc.tokens import validate_access_token
+from app.risk.errors import RateLimited
 
 MAX_TOKEN = 8192
 
@@ -32,7 +33,7 @@ def _token(form: dict[str, str]) -> str:
 async def introspect(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> dict[str, Any]:
-    client = await authenticate_client(p, form, authorization)
+    client = await authenticate_client(p, form, authorization, meta, "/introspect")
     token = _token(form)
     answer = await _access_token_state(p, token) or await _refresh_token_state(p, token)
     if answer is None:
@@ -79,7 +80,7 @@ async def _refresh_token_state(p: Provider, token: str) -> dict[str, Any] | None
 async def revoke(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> None:
-    client_id = await _revoking_client(p, form, authorization)
+    client_id = await _revoking_client(p, form, authorization, meta)
     token = _token(form)
     now = p.clock.now()
     family: str | None = None
@@ -107,13 +108,17 @@ async def revoke(
     await p.store.revoke_family(family, now, "revoked_by_client", audit)
 
 
-async def _revoking_client(p: Provider, form: dict[str, str], authorization: str | None) -> str:
+async def _revoking_client(
+    p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
+) -> str:
     """A registered client authenticates; a public SIWE client (PORTCULLIS_CLIENTS) names itself."""
     client_id = form.get("client_id")
     public = authorization is None and "client_assertion" not in form and "client_secret" not in form
     if public and client_id and client_id in p.settings.clients:
         return client_id
     try:
-        return (await authenticate_client(p, form, authorization)).client_id
+        return (await authenticate_client(p, form, authorization, meta, "/revoke")).client_id
+    except RateLimited:
+        raise
     except OAuthError:
         raise InvalidClient("client authentication failed") from None

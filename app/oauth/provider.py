@@ -21,6 +21,7 @@ from app.oauth.registrar import Registrar
 from app.oidc.keys import KeyRing, KeySchedule, Timing, activation_lead, publish_window
 from app.oidc.tokens import TokenPolicy
 from app.policy.model import Policy
+from app.risk.client_guard import ClientAuthGuard
 from app.risk.geo import IpCountry
 from app.risk.guard import Guard
 from app.risk.history import SignInHistory
@@ -71,6 +72,7 @@ class Provider:
     chains: ChainAccess
     mfa: MfaService
     guard: Guard
+    client_guard: ClientAuthGuard  # failed client authentication (app.oauth.client_failures)
     trading_policy: Policy
     sign_in_history: SignInHistory
     client_registry: ClientRegistry
