@@ -7,7 +7,10 @@ Bodies are random JSON objects and values (lone surrogates, NaN, repeated member
 bodies (repeated and percent-encoded junk), raw bytes, and, where cheap, real state to get past the first
 check: registered clients, a pushed authorization request and a live interaction, a wallet's access token,
 a refresh token, a pending TOTP factor, a dynamic client with its registration token, fresh signed SIWE
-messages and self-signed DPoP proofs. Headers vary the content type and the credentials.
+messages and self-signed DPoP proofs. Headers vary the content type and the credentials. Beside the
+random examples each route gets explicit ones (``sweep``): its well-formed body with one string field at a
+time made a lone surrogate, and a self-signed DPoP proof with a broken claim; random mutation alone rarely
+breaks exactly the field that reaches the database within a CI budget.
 
 schemathesis would drive the same from an OpenAPI document; Portcullis does not publish one yet (a
 separate issue), so the strategies are written here with hypothesis. The run is bounded for CI: a fixed
