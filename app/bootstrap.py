@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,16 +24,17 @@ from app.mfa.webauthn import RelyingParty
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
 from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import ClientRegistry, load_clients
-from app.oauth.provider import KeyHolder, Provider
+from app.oauth.provider import KeyHolder, Provider, key_timing
 from app.oauth.registrar import Registrar
 from app.oidc import keys
 from app.policy.model import DEFAULT_POLICY_PATH, load_policy
+from app.risk.client_guard import build_client_guard
 from app.risk.geo import StaticCidrTable
 from app.risk.guard import build_guard
 from app.risk.history import SqlSignInHistory
 from app.settings import ChainSettings, Settings
 from app.storage import migrate
-from app.storage.db import create_engine
+from app.storage.db import Timeouts, create_engine
 from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
@@ -87,34 +88,37 @@ async def start(
     """
     clock = clock or SystemClock()
     meta = meta or events.RequestMeta()
-    engine = create_engine(settings.database_url)
+    await migrate_database(settings)
+    engine = create_engine(settings.database_url, database_timeouts(settings))
     try:
-        await migrate.upgrade(engine)
         store = SqlStore(engine, hasher=entry_hash)
         secret = server_secret(settings)
         auditor = events.Auditor(settings, clock, secret)
         now = clock.now()
         signer = await checkpoints.load_or_create_signer(store, secret, auditor, now)
-        window = keys.publish_window(
-            timedelta(seconds=settings.access_token_ttl_seconds),
-            timedelta(seconds=settings.id_token_ttl_seconds),
-        )
-        ring = await keys.load_or_create(
-            store, secret, settings.signing_alg, now, window, key_activation(auditor, meta, "first start")
+        schedule = await keys.load_or_create(
+            store,
+            secret,
+            settings.signing_alg,
+            now,
+            key_timing(settings),
+            key_activation(auditor, meta, "first start"),
         )
     except BaseException:
         await engine.dispose()
         raise
+    guard = build_guard(settings, clock)
     provider = Provider(
         settings=settings,
         store=store,
         key_store=store,
-        keys=KeyHolder(ring),
+        keys=KeyHolder(schedule, clock),
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
         chains=chain_access(settings, clock, dev_chain),
-        guard=build_guard(settings, clock),
+        guard=guard,
+        client_guard=build_client_guard(settings, guard, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         sign_in_history=SqlSignInHistory(engine),
         client_registry=load_clients(settings.clients_file) if settings.clients_file else ClientRegistry([]),
@@ -136,10 +140,12 @@ async def start(
         ),
         audit_log=store,
         checkpoint_store=store,
+        audit_sink=checkpoints.SinkHealth(settings.audit_sink_max_backlog or settings.audit_checkpoint_every),
         authz=SqlAuthzStore.beside(store),
         secret_verifier=SecretVerifier(clock),
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
+        csrf_key=hashlib.sha256(b"portcullis csrf\x00" + secret).digest(),
     )
     # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).
     clients = SqlClientStore(engine, entry_hash, store.write_lock)
@@ -156,8 +162,30 @@ async def start(
         checkpoints.FileSink(settings.audit_checkpoint_file),
         settings.audit_checkpoint_every,
         timedelta(seconds=settings.audit_checkpoint_seconds),
+        provider.audit_sink,
     )
     return Runtime(provider, engine, secret, checkpointer)
+
+
+async def migrate_database(settings: Settings) -> str | None:
+    """Run the migrations to head on an engine of their own, whose statements are not bounded by the
+    serving engine's statement timeout (a migration may take longer than any request may), and return
+    the revision the database is at."""
+    bounded = database_timeouts(settings)
+    engine = create_engine(settings.database_url, replace(bounded, statement=None))
+    try:
+        await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+def database_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.database_connect_timeout_seconds,
+        statement=settings.database_statement_timeout_seconds,
+        pool=settings.database_pool_timeout_seconds,
+    )
 
 
 def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -> ChainAccess:
@@ -168,7 +196,8 @@ def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -
     config = ChainSettings(
         chain_id=dev_chain.chain_id,
         rpc_urls=[url],
-        registry=dev_chain.registry_address,
+        # PORTCULLIS_COMPLIANCE=off: the development chain still checks contract wallets, but gates nothing.
+        registry=dev_chain.registry_address if settings.compliance == "required" else None,
         multicall=None,
         sanctions_required=False,
     )

@@ -156,11 +156,36 @@ class ServerError(OAuthError):
     status = 500
 
 
+# RFC 9110 section 10.2.3: how long a client should wait before retrying a 503 (whole seconds). The HTTP
+# face replaces it with PORTCULLIS_RETRY_AFTER_SECONDS; this default covers errors rendered elsewhere.
+DEFAULT_RETRY_AFTER_SECONDS = 5
+
+
 class TemporarilyUnavailable(OAuthError):
-    """A required dependency (database, chain) is down: fail closed."""
+    """A required dependency (database, chain) is down: fail closed, and say when to try again."""
 
     error = "temporarily_unavailable"
     status = 503
+
+    def __init__(
+        self, description: str, *, debug: str | None = None, retry_after: int = DEFAULT_RETRY_AFTER_SECONDS
+    ) -> None:
+        super().__init__(description, debug=debug)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, self.retry_after))}
+
+
+class RequestTimeout(OAuthError):
+    """RFC 9110 section 15.5.9: the client did not send its whole request in time. ``request_timeout`` is an
+    extension code (RFC 6749 section 8.5); the connection is closed after the answer."""
+
+    error = "request_timeout"
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
 
 
 class UnauthorizedClient(OAuthError):

@@ -95,6 +95,25 @@ class ChainSettings(BaseModel):
     identity_required: bool = False
     eas: EasSource | None = None
     token_gates: list[TokenGate] = Field(default_factory=list)
+    # The time limit of the eth_call that checks an ERC-1271 / ERC-6492 signature. A chain that does not
+    # answer within it gets 503 (could not check), never 401 (not signed).
+    signature_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    def compliance_sources(self) -> dict[str, bool]:
+        """Each compliance source this chain switches on, named as app.chain.sources names it: required?"""
+        sources: dict[str, bool] = {}
+        if self.registry is not None:
+            sources["registry"] = True
+        if self.sanctions_oracle is not None:
+            sources["sanctions"] = self.sanctions_required
+        if self.identity_registry is not None:
+            sources["erc3643"] = self.identity_required
+        if self.eas is not None:
+            sources["eas"] = self.eas.required
+        for gate in self.token_gates:
+            name = f"token:{gate.address}" + ("" if gate.token_id is None else f":{gate.token_id}")
+            sources[name] = gate.required
+        return sources
 
 
 class Settings(BaseSettings):
@@ -111,10 +130,23 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     # SQLAlchemy async URL. Default: SQLite file under data_dir. PostgreSQL: postgresql+asyncpg://...
     database_url: str = ""
+    # PostgreSQL time bounds (README, Settings): opening a connection (TCP, TLS, start-up), one statement
+    # or round trip, and the wait for a free pooled connection. Past them the request answers 503 at once
+    # instead of hanging on a database that is black-holed or stalled; the connection is discarded.
+    database_connect_timeout_seconds: float = Field(default=1.5, gt=0, le=60)
+    database_statement_timeout_seconds: float = Field(default=1.5, gt=0, le=3600)
+    database_pool_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # RFC 9110 section 10.2.3: the Retry-After (seconds) of every 503 (a dependency is down).
+    retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     # Encrypts signing keys at rest. Required in production; generated into data_dir in development.
     secret_key: SecretStr | None = None
 
     signing_alg: Literal["ES256", "EdDSA"] = "ES256"
+    # The Cache-Control max-age of /jwks. A rotated key is published this long (plus one key reload) before
+    # it signs anything, so a relying party's cached JWKS always holds it (docs/ARCHITECTURE.md, "Keys").
+    jwks_max_age_seconds: int = Field(default=300, ge=1, le=86400)
+    # How often each server re-reads the signing keys (and dynamic clients) another process changed.
+    key_reload_seconds: int = Field(default=30, ge=1, le=300)
 
     # What a SIWE message must carry. Defaults: issuer host[:port], the issuer URL, the first allowed chain.
     siwe_domain: str = ""
@@ -127,6 +159,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     id_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=300, le=365 * 86400)
+    # FAPI 2.0 Security Profile 5.3.2.1 (10): seconds after a rotation during which a client that lost the
+    # response may present the previous refresh token again (while its successor is unused); 0 disables.
+    refresh_retry_window: int = Field(default=60, ge=0, le=600)
 
     # Static client ids accepted until the client registry lands; the first is the default client.
     clients: list[str] = Field(default_factory=lambda: ["portcullis-demo"], min_length=1)
@@ -134,6 +169,15 @@ class Settings(BaseSettings):
     access_token_audience: str = ""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Slow and idle clients (docs/DEPLOY.md "Slow clients"; app/http/slow_clients.py). A connection must
+    # finish a request's headers this long after it opened or its last response ended; a request's body
+    # must arrive this long after the app starts reading it (else 408); an idle connection between
+    # requests is closed after the keep-alive time; connections beyond the cap get 503.
+    http_header_timeout_seconds: float = Field(default=10.0, ge=0.5, le=300)
+    http_body_timeout_seconds: float = Field(default=15.0, ge=0.5, le=300)
+    http_keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
 
     # Registered (confidential) clients: a JSON file (docs/CLIENTS.md). PORTCULLIS_CLIENTS lists public ones.
     clients_file: Path | None = None
@@ -158,6 +202,14 @@ class Settings(BaseSettings):
     lock_threshold: float = Field(default=10.0, gt=0)
     lock_ip_threshold: float = Field(default=30.0, gt=0)
     lock_cooldown_seconds: int = Field(default=900, ge=1, le=86400)
+    # Failed client authentication (docs/RATE_LIMITS.md), on even with rate_limits off (a security lock):
+    # failures per client_id, all IPs together, before further attempts are 429 (then one more every
+    # refill seconds); the failure score of one (client_id, IP) pair that locks the pair for the
+    # cool-down; how long an IP that authenticated as a client stays exempt from that client's spent budget.
+    client_auth_failure_budget: int = Field(default=100, ge=1, le=1_000_000)
+    client_auth_failure_refill_seconds: float = Field(default=60.0, gt=0, le=86400)
+    client_auth_lock_threshold: float = Field(default=10.0, gt=0)
+    client_auth_trusted_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
 
     # Risk-based step-up (docs/RISK.md): scores at which a sign-in needs a second factor, or is refused.
     risk_step_up_at: int = Field(default=40, ge=1)
@@ -170,6 +222,11 @@ class Settings(BaseSettings):
 
     # Chains (JSON list of ChainSettings). Empty in development: the embedded EVM is used (dev_chain).
     chains: list[ChainSettings] = Field(default_factory=list)
+    # The on-chain compliance gate. "required": production refuses to start without a chain that has a
+    # required source. "off": the operator runs without any gate, on purpose; no chain may configure a
+    # source, start-up logs a warning, /ready says so and every token's compliance claim is
+    # {"source": "none"}.
+    compliance: Literal["required", "off"] = "required"
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
     # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
     dev_chain: bool = True
@@ -189,6 +246,10 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: int = Field(default=60, ge=1, le=86400)
     # Write-once sink for checkpoints (one JSON line each). Default: data_dir/audit-checkpoints.jsonl.
     audit_checkpoint_file: Path | None = None
+    # ASVS 16.5.3: once the sink cannot be written, at most this many audit entries may go without a
+    # checkpoint in it; then authentication is refused (503) until a checkpoint is written. Default: the
+    # checkpoint interval's entry count (audit_checkpoint_every).
+    audit_sink_max_backlog: int | None = Field(default=None, ge=1, le=1_000_000)
     # Entries older than this may be purged, only up to a checkpoint (MiFID II / SEC 17a-4: years).
     audit_retention_days: int = Field(default=7 * 365 + 2, ge=1)
 
@@ -235,6 +296,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
             self.audit_checkpoint_file = self.data_dir / "audit-checkpoints.jsonl"
+        if self.audit_sink_max_backlog is None:
+            self.audit_sink_max_backlog = self.audit_checkpoint_every
         if self.mode == "production" or self.chains:
             self.dev_chain = False
         if "chain_ids" not in self.model_fields_set:
@@ -251,6 +314,36 @@ class Settings(BaseSettings):
             if len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _check_compliance(self) -> Settings:
+        if self.compliance == "off":
+            for chain in self.chains:
+                if chain.compliance_sources():
+                    names = ", ".join(chain.compliance_sources())
+                    raise ValueError(
+                        f"compliance: off, but chain {chain.chain_id} configures compliance sources"
+                        f" ({names}); remove them, or leave PORTCULLIS_COMPLIANCE at required"
+                    )
+            return self
+        if self.mode == "production" and not any(any(c.compliance_sources().values()) for c in self.chains):
+            # A compliance gate that is silently absent would sign in any wallet: refuse to start instead.
+            raise ValueError(
+                "chains: production needs at least one chain with a required compliance source (registry,"
+                " sanctions oracle, identity registry, EAS attestation or token gate); configure"
+                " PORTCULLIS_CHAINS, or set PORTCULLIS_COMPLIANCE=off to run without the compliance gate"
+            )
+        if self.mode == "production":
+            gated = {c.chain_id for c in self.chains if any(c.compliance_sources().values())}
+            ungated = [c for c in self.chain_ids if c not in gated]
+            if ungated:
+                # A sign-in on an accepted chain without a gate would skip compliance for that wallet.
+                raise ValueError(
+                    f"chain_ids: chain(s) {', '.join(map(str, ungated))} accept sign-ins but have no required"
+                    " compliance source in PORTCULLIS_CHAINS; configure one for each, remove them from"
+                    " PORTCULLIS_CHAIN_IDS, or set PORTCULLIS_COMPLIANCE=off"
                 )
         return self
 

@@ -56,6 +56,7 @@ def test_bad_value_names_the_setting(
 
 def test_production_refuses_missing_or_weak_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
     monkeypatch.setenv("PORTCULLIS_ISSUER", "https://auth.example.com")
     with pytest.raises(SettingsError, match="PORTCULLIS_SECRET_KEY"):
         load_settings()
@@ -79,6 +80,7 @@ def test_registration_is_off_by_default_and_needs_a_token(monkeypatch: pytest.Mo
 
 def test_production_refuses_registration_with_a_short_initial_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
     monkeypatch.setenv("PORTCULLIS_ISSUER", "https://auth.example.com")
     monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)
     monkeypatch.setenv("PORTCULLIS_REGISTRATION_ENABLED", "true")
@@ -118,3 +120,58 @@ def test_development_secret_is_generated_once(tmp_path: Path) -> None:
     first = development_secret(tmp_path)
     assert len(first) >= 48 and development_secret(tmp_path) == first
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+
+
+REGISTRY = "0x" + "11" * 20
+SANCTIONS = "0x" + "22" * 20
+
+
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTCULLIS_MODE", "production")
+    monkeypatch.setenv("PORTCULLIS_ISSUER", "https://auth.example.com")
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", "k" * 48)
+
+
+def test_production_refuses_to_start_without_a_compliance_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+    with pytest.raises(SettingsError, match="PORTCULLIS_CHAINS: production needs at least one chain") as info:
+        load_settings()
+    assert "PORTCULLIS_COMPLIANCE=off" in str(info.value)
+    # a chain whose only source is optional gates nothing either
+    optional = {"chain_id": 1, "rpc_urls": ["https://rpc.example"]}
+    optional |= {"sanctions_oracle": SANCTIONS, "sanctions_required": False}
+    with pytest.raises(SettingsError, match="PORTCULLIS_CHAINS"):
+        load_settings(chains=[optional])
+    gated = load_settings(chains=[{"chain_id": 1, "rpc_urls": ["https://rpc.example"], "registry": REGISTRY}])
+    assert gated.compliance == "required" and gated.chains[0].compliance_sources() == {"registry": True}
+    assert load_settings(chains=[optional | {"sanctions_required": True}]).mode == "production"
+
+
+def test_production_refuses_an_accepted_chain_without_a_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+    gated = {"chain_id": 1, "rpc_urls": ["https://rpc.example"], "registry": REGISTRY}
+    with pytest.raises(SettingsError, match=r"PORTCULLIS_CHAIN_IDS: chain\(s\) 10, 137 accept sign-ins"):
+        load_settings(chains=[gated], chain_ids=[1, 10, 137])
+    ungated_but_configured = {"chain_id": 10, "rpc_urls": ["https://rpc.example"]}
+    with pytest.raises(SettingsError, match=r"chain\(s\) 10 accept sign-ins"):
+        load_settings(chains=[gated, ungated_but_configured])
+    assert load_settings(chains=[gated], chain_ids=[1]).chain_ids == [1]
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
+    assert load_settings(chain_ids=[1, 10]).chain_ids == [1, 10]
+
+
+def test_compliance_off_is_explicit_and_excludes_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "off")
+    assert load_settings().compliance == "off"
+    chain = {"chain_id": 1, "rpc_urls": ["https://rpc.example"]}
+    assert load_settings(chains=[chain]).compliance == "off"  # contract wallets, no gate
+    with pytest.raises(SettingsError, match=r"PORTCULLIS_COMPLIANCE: off, but chain 1 configures .*registry"):
+        load_settings(chains=[chain | {"registry": REGISTRY}])
+    monkeypatch.setenv("PORTCULLIS_COMPLIANCE", "maybe")
+    with pytest.raises(SettingsError, match="PORTCULLIS_COMPLIANCE"):
+        load_settings()
+
+
+def test_development_still_starts_without_chains() -> None:
+    assert load_settings(dev_chain=False).compliance == "required"

@@ -2,6 +2,10 @@
 
 A checkpoint is written to the database and appended to a write-once sink (a JSON-lines file by default),
 so deleting the tail of the log, or the log's own checkpoints, is detectable against the sink.
+
+ASVS 16.5.3 (fail closed when the log cannot be written): :class:`SinkHealth` tracks whether the sink takes
+checkpoints. While it does not, ``/ready`` says so, and once ``max_backlog`` entries have gone without a
+checkpoint in the sink, authentication is refused until a checkpoint is written there again.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,8 +25,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from app.audit import events
 from app.audit.chain import Checkpoint
+from app.errors import TemporarilyUnavailable
 from app.oidc.keys import decrypt_private_key, generate_key
 from app.storage.records import AuditLog, CheckpointRecord, CheckpointStore
+
+log = logging.getLogger("portcullis.audit")
+
+# Seconds a client should wait before retrying while the sink is failing: the checkpointer retries each tick.
+SINK_RETRY_AFTER = 5
 
 
 def _b64url(data: bytes) -> str:
@@ -119,8 +130,65 @@ class FileSink:
         return cps, keys
 
 
+class SinkHealth:
+    """Whether this process's checkpoints reach the write-once sink, and how far the log has run past the
+    last one that did. Changed only by the :class:`Checkpointer`; read by ``/ready`` and :meth:`admit`."""
+
+    def __init__(self, max_backlog: int) -> None:
+        self.max_backlog = max_backlog
+        self.written_seq = 0  # the last checkpoint known to be in the sink (at start: the database's last)
+        self.error: str | None = None
+        self.since: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def failed(self, exc: OSError, now: datetime) -> None:
+        reason = exc.strerror or exc.__class__.__name__  # no path: /ready's body is public
+        if self.error is None:
+            self.since = events.ts_ms(now)
+            log.error(
+                "audit checkpoint sink cannot be written (%s): /ready is failing; authentication stops "
+                "after %d entries without a checkpoint in the sink",
+                reason,
+                self.max_backlog,
+            )
+        self.error = reason
+
+    def wrote(self, seq: int) -> None:
+        if self.error is not None:
+            log.warning("audit checkpoint sink written again (checkpoint %d): recovered", seq)
+        self.written_seq = max(self.written_seq, seq)
+        self.error = self.since = None
+
+    def refuses(self, head_seq: int) -> bool:
+        """Fail closed: the sink is failing and ``max_backlog`` entries have no checkpoint in it."""
+        return self.error is not None and head_seq - self.written_seq >= self.max_backlog
+
+    async def admit(self, audit_log: AuditLog) -> None:
+        """Before an authentication: refuse it (503) when :meth:`refuses`. Costs a read only while failing."""
+        if self.error is None:
+            return
+        head_seq, _ = await audit_log.head()
+        if self.refuses(head_seq):
+            raise TemporarilyUnavailable(
+                "the audit trail cannot be checkpointed; authentication is suspended until it can",
+                debug=f"sink: {self.error}; {head_seq - self.written_seq} entries since checkpoint "
+                f"{self.written_seq}",
+                retry_after=SINK_RETRY_AFTER,
+            )
+
+    def status(self) -> dict[str, Any]:
+        if self.error is None:
+            return {"ok": True, "last_checkpoint": self.written_seq}
+        return {"ok": False, "error": self.error, "since": self.since, "last_checkpoint": self.written_seq}
+
+
 class Checkpointer:
-    """A checkpoint every ``every`` entries or ``interval`` (if the log moved), whichever comes first."""
+    """A checkpoint every ``every`` entries or ``interval`` (if the log moved), whichever comes first.
+
+    A checkpoint stored but not written to the sink is retried on every tick; ``health`` follows it."""
 
     def __init__(
         self,
@@ -130,17 +198,25 @@ class Checkpointer:
         sink: FileSink,
         every: int,
         interval: timedelta,
+        health: SinkHealth,
     ) -> None:
         self.log, self.store, self.signer, self.sink = log, store, signer, sink
         self.every, self.interval = every, interval
+        self.health = health
         self.last_seq: int | None = None
         self.last_time: datetime | None = None
+        self.unsunk: CheckpointRecord | None = None  # stored in the database, not yet in the sink
 
     async def tick(self, now: datetime, force: bool = False) -> CheckpointRecord | None:
         if self.last_seq is None:
             existing = await self.store.checkpoints()
             self.last_seq = existing[-1].seq if existing else 0
+            self.health.written_seq = self.last_seq
             self.last_time = now
+        if self.unsunk is not None:
+            if not await self._sink(self.unsunk, now):
+                return None
+            force = True  # back: cover what was logged while the sink was failing
         seq, head_hash = await self.log.head()
         if seq == self.last_seq:
             return None
@@ -149,7 +225,19 @@ class Checkpointer:
         if not due:
             return None
         cp = self.signer.sign(seq, head_hash, events.ts_ms(now))
-        if await self.store.add_checkpoint(cp):  # False: another process checkpointed this seq first
-            await asyncio.to_thread(self.sink.write, cp, self.signer.public_jwk)
+        stored = await self.store.add_checkpoint(cp)  # False: another process checkpointed this seq first
         self.last_seq, self.last_time = seq, now
+        if stored:
+            self.unsunk = cp
+            await self._sink(cp, now)
         return cp
+
+    async def _sink(self, cp: CheckpointRecord, now: datetime) -> bool:
+        try:
+            await asyncio.to_thread(self.sink.write, cp, self.signer.public_jwk)
+        except OSError as exc:  # full, read-only, gone: recorded (and logged once), retried next tick
+            self.health.failed(exc, now)
+            return False
+        self.unsunk = None
+        self.health.wrote(cp.seq)
+        return True

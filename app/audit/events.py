@@ -36,6 +36,8 @@ CODE_REUSED = "code.reused"
 CODE_REDEEM_FAILED = "code.redeem_failed"
 SERVICE_TOKEN_ISSUED = "token.service_issued"  # noqa: S105
 RISK_LOCKED = "risk.locked"
+# RFC 6749 section 10.10: a failed client authentication (app.oauth.client_failures); never the secret.
+CLIENT_AUTH_FAILED = "client.auth_failed"
 KEY_ACTIVATED = "key.activated"
 AUDIT_KEY_CREATED = "audit.key_created"
 AUDIT_PURGED = "audit.purged"

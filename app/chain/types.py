@@ -29,6 +29,13 @@ INVESTOR_CLASSES: MappingProxyType[int, str] = MappingProxyType(
 )
 
 
+# The facts about the holder in ``ComplianceDecision.claim()`` (personal data: each one is carried only as far
+# as a granted scope asks for it, app.policy.claims), and the decision's provenance (where and when it was
+# read: "registry" or, with compliance switched off, "none").
+CLAIM_FACTS = ("residence", "investor_class", "kyc_level", "flags", "valid_until")
+CLAIM_PROVENANCE = ("source", "chain_id", "block")
+
+
 def flag_name(bit: int) -> str:
     """The name of one flag value (a power of two): "us_person", ..., or "bit<N>" for an unnamed bit."""
     return FLAG_NAMES.get(bit, f"bit{bit.bit_length() - 1}")

@@ -6,8 +6,9 @@ for an ERC-6492 wrapped signature it deploys the counterfactual wallet inside th
 deployed on chain. ERC-1271 counts only an exact ``0x1626ba7e`` answer. EOA recovery (app.siwe) stays first
 and needs no RPC; this path runs only when it did not match.
 
-Failure policy: a revert, a wrong answer, gas exhaustion or a call slower than the time limit means "not
-signed" (401); a chain that cannot be reached at all raises ChainUnavailable (503, fail closed).
+Failure policy: a revert, a wrong answer or gas exhaustion means "not signed" (401). A chain that cannot be
+reached, or does not answer within the time limit (``signature_timeout_seconds``), raises ChainUnavailable
+(503, fail closed): "could not check" is not "invalid".
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from eth_abi.abi import encode
 
 from app.chain import artifacts
 from app.chain.rpc import RpcClient
-from app.chain.types import CallReverted
+from app.chain.types import CallReverted, ChainUnavailable
 
 VALIDATOR = "UniversalSigValidator"
 ERC6492_SUFFIX = bytes.fromhex("64926492" * 8)
@@ -41,13 +42,16 @@ async def contract_signature_valid(
 ) -> bool:
     """Did ``signer`` (a deployed ERC-1271 wallet or a counterfactual ERC-6492 one) sign ``digest``?
 
-    Raises ChainUnavailable when no RPC endpoint of the chain answers.
+    Raises ChainUnavailable when no RPC endpoint of the chain answers within ``seconds``.
     """
     if len(signature) > MAX_SIGNATURE_BYTES:
         return False
     try:
         async with asyncio.timeout(seconds):
             answer = await rpc.call(None, validator_call_data(signer, digest, signature), "latest", gas_cap)
-    except (CallReverted, TimeoutError):
+    except CallReverted:
         return False
+    except TimeoutError:
+        # The gas cap bounds the call's work, so a node that has not answered by now is not answering.
+        raise ChainUnavailable(f"no answer to the signature check within {seconds:g}s") from None
     return answer == b"\x01"

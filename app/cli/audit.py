@@ -19,7 +19,7 @@ from app.audit import checkpoints, events
 from app.audit.chain import FIELDS, GENESIS, entry_hash
 from app.audit.events import ts_ms
 from app.audit.verify import verify_log
-from app.bootstrap import server_secret
+from app.bootstrap import database_timeouts, server_secret
 from app.clock import SystemClock
 from app.settings import Settings
 from app.storage.db import create_engine
@@ -51,7 +51,7 @@ def _progress(stream: TextIO) -> Callable[[int, int], None]:
 
 
 async def _with_store(settings: Settings, fn: Callable[[SqlStore], Any]) -> Any:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, database_timeouts(settings))
     try:
         return await fn(SqlStore(engine, hasher=entry_hash))
     finally:

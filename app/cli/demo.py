@@ -49,6 +49,7 @@ def run_demo(base_url: str, *, client_id: str, grant: Callable[[str], int] | Non
     """``grant`` puts the wallet on the development registry (``portcullis registry grant``) when the
     server runs the embedded chain, where sign-in requires an eligible registry record."""
     wallet = Account.create()
+    ask: dict[str, str] = {}
     with httpx.Client(base_url=base_url, timeout=10) as http:
         _step("throwaway wallet", wallet.address)
         dev = http.get("/dev/chain/info")
@@ -59,6 +60,9 @@ def run_demo(base_url: str, *, client_id: str, grant: Callable[[str], int] | Non
             )
             if grant(wallet.address) != 0:
                 return 1
+            ask = {
+                "scope": "openid compliance"
+            }  # the scope that releases the claim (docs/POLICY.md, "Claims")
         config = http.get("/.well-known/openid-configuration").raise_for_status().json()
         _step("discovery (issuer, jwks_uri)", {"issuer": config["issuer"], "jwks_uri": config["jwks_uri"]})
 
@@ -73,7 +77,7 @@ def run_demo(base_url: str, *, client_id: str, grant: Callable[[str], int] | Non
         _step("signature (EIP-191 personal_sign)", signature)
 
         reply = http.post(
-            "/siwe/verify", json={"message": message, "signature": signature, "client_id": client_id}
+            "/siwe/verify", json={"message": message, "signature": signature, "client_id": client_id, **ask}
         )
         if reply.status_code != 200:
             _step(f"POST /siwe/verify failed ({reply.status_code})", reply.json())

@@ -21,6 +21,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.http.app import create_app
+    from app.http.slow_clients import uvicorn_options
 
     uvicorn.run(
         create_app(settings),
@@ -29,6 +30,7 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
+        **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)
     )
     return 0
 
@@ -62,18 +64,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    from app.storage import migrate
-    from app.storage.db import create_engine
+    from app.bootstrap import migrate_database
 
-    async def run() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            await migrate.upgrade(engine)
-            return await migrate.current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    print(f"database at revision {asyncio.run(run())}")
+    print(f"database at revision {asyncio.run(migrate_database(settings))}")
     return 0
 
 
@@ -81,36 +74,52 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from app import bootstrap
     from app.oidc import keys
 
-    async def run() -> list[dict[str, object]]:
+    async def run() -> tuple[list[dict[str, object]], str | None]:
         meta = operator()
         runtime = await bootstrap.start(settings, meta=meta)
         try:
             p = runtime.provider
+            note = None
             if args.action == "rotate":
-                p.keys.ring = await keys.rotate(
+                now = p.clock.now()
+                record = await keys.rotate(
                     p.key_store,
                     runtime.secret,
                     settings.signing_alg,
-                    p.clock.now(),
-                    p.key_publish_window,
+                    now,
+                    p.key_timing,
                     bootstrap.key_activation(p.auditor, meta, "rotated by operator"),
                 )
+                starts = record.activates_at
+                assert starts is not None
+                note = (
+                    f"new key {record.kid} is published now and starts signing at "
+                    f"{starts.isoformat()} (in {int((starts - now).total_seconds())} s: "
+                    f"/jwks max-age {settings.jwks_max_age_seconds} s + key reload "
+                    f"{settings.key_reload_seconds} s + {int(keys.ACTIVATION_SLACK.total_seconds())} s slack)"
+                )
             await runtime.checkpointer.tick(p.clock.now(), force=True)
-            return [
+            records, now = await p.key_store.list_keys(), p.clock.now()
+            rows: list[dict[str, object]] = [
                 {
                     "kid": r.kid,
                     "alg": r.alg,
-                    "active": r.kid == p.keys.ring.active.kid,
+                    "state": keys.key_state(r, records, now),
                     "created_at": r.created_at.isoformat(),
+                    "activates_at": (r.activates_at or r.created_at).isoformat(),
                     "published_until": r.publish_until.isoformat() if r.publish_until else None,
                 }
-                for r in await p.key_store.list_keys()
+                for r in records
             ]
+            return rows, note
         finally:
             await runtime.engine.dispose()
 
-    for row in asyncio.run(run()):
+    rows, note = asyncio.run(run())
+    for row in rows:
         print(json.dumps(row))
+    if note is not None:  # to stderr: stdout stays one JSON object per key
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -14,10 +14,12 @@ from starlette.middleware import Middleware
 from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes
 from app.clock import Clock, Entropy
+from app.http.cors import CorsMiddleware
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
+from app.http.slow_clients import BodyDeadline
 from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
@@ -42,6 +44,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.compliance == "off":
+            log.warning(
+                "PORTCULLIS_COMPLIANCE=off: no on-chain compliance gate; every wallet that signs can sign in,"
+                ' and every token carries compliance {"source": "none"}'
+            )
         runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
         app.state.provider = runtime.provider
         app.state.pages = pages
@@ -78,7 +85,11 @@ def create_app(
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(CorsMiddleware),
+            Middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds),
+        ],
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )
@@ -95,16 +106,19 @@ async def _checkpoints(runtime: bootstrap.Runtime) -> None:
 
 
 async def _housekeeping(p: Provider, secret: bytes) -> None:
-    """Pick up keys rotated by another process, and purge expired nonces and refresh tokens."""
+    """Pick up keys rotated by another process, and purge expired nonces and refresh tokens.
+
+    Reloads every ``key_reload_seconds``: a rotation's activation lead counts on it (app.oidc.keys)."""
+    reload = timedelta(seconds=p.settings.key_reload_seconds)
     since_purge = PURGE_INTERVAL
     while True:
-        await asyncio.sleep(keys.RELOAD_INTERVAL.total_seconds())
+        await asyncio.sleep(reload.total_seconds())
         try:
-            ring = keys.build_keyring(await p.key_store.list_keys(), secret, p.clock.now())
-            if ring is not None:
-                p.keys.ring = ring
+            schedule = keys.load_schedule(await p.key_store.list_keys(), secret, p.clock.now())
+            if schedule is not None:
+                p.keys.schedule = schedule
             await p.registrar.reload()  # dynamic clients another process registered, changed or deleted
-            since_purge += keys.RELOAD_INTERVAL
+            since_purge += reload
             if since_purge >= PURGE_INTERVAL:
                 since_purge = timedelta(0)
                 await p.store.purge_expired(p.clock.now())

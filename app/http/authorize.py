@@ -18,12 +18,14 @@ from starlette.routing import Route
 
 from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, OAuthError
+from app.http import cors, csrf
 from app.http.body import read_form, read_json_object, read_params, string_field
 from app.http.errors import NO_STORE
 from app.http.pages import Pages
-from app.oauth import authorize, token_endpoint
+from app.oauth import authorize, origins, token_endpoint
 from app.oauth.authz_request import PageError
-from app.oauth.provider import Provider
+from app.oauth.client_failures import authenticate_client
+from app.oauth.provider import Provider, secret_hash
 
 MetaOf = Callable[[Request], RequestMeta]
 COOKIE = "portcullis_interaction"
@@ -57,6 +59,32 @@ def _nonce() -> str:
     return base64.b64encode(secrets.token_bytes(18)).decode()
 
 
+def binding_cookie(p: Provider, interaction_id: str) -> tuple[str, str]:
+    """Name and path of an interaction's browser-binding cookie (RFC 6265bis 4.1.3.2).
+
+    Under an https issuer: ``__Host-`` (Secure, path ``/``, no Domain: no sibling host can set or shadow
+    it), named after the interaction so that two sign-ins in one browser keep apart. Under http
+    (development): a plain name scoped to the interaction's own path.
+    """
+    if urlsplit(p.settings.issuer).scheme == "https":
+        return f"__Host-{COOKIE}_{secret_hash(interaction_id)[:16]}", "/"
+    return COOKIE, f"/authorize/interactions/{interaction_id}"
+
+
+def _bound_browser(request: Request, p: Provider) -> str | None:
+    """The browser-binding secret of a call to the page's endpoints, once the call passed the CSRF check."""
+    interaction_id = request.path_params["interaction"]
+    secret = request.cookies.get(binding_cookie(p, interaction_id)[0])
+    csrf.check(
+        request,
+        key=p.csrf_key,
+        issuer_origin=origins.serialize(p.settings.issuer) or "",
+        interaction_id=interaction_id,
+        browser_secret=secret,
+    )
+    return secret
+
+
 def error_page(request: Request, error: OAuthError) -> HTMLResponse:
     nonce = _nonce()
     status = error.status if 400 <= error.status < 500 else 400
@@ -71,7 +99,7 @@ def make_routes(meta: MetaOf) -> list[Route]:
         p, m = _provider(request), meta(request)
         form = await read_form(request)
         await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
-        client = await token_endpoint.authenticate_client(p, form, request.headers.get("authorization"))
+        client = await authenticate_client(p, form, request.headers.get("authorization"), m, "/par")
         proof = await token_endpoint.check_proof(
             p, request.headers.getlist("dpop"), method="POST", path="/par", required=False
         )
@@ -91,13 +119,15 @@ def make_routes(meta: MetaOf) -> list[Route]:
         except OAuthError as exc:  # a malformed query: nothing is trusted yet
             return error_page(request, exc)
         nonce = _nonce()
-        body = _pages(request).signin(started.view, script_nonce=nonce)
+        token = csrf.token(p.csrf_key, started.interaction_id, started.browser_secret)
+        body = _pages(request).signin({**started.view, "csrf_token": token}, script_nonce=nonce)
         response = HTMLResponse(body, headers=_csp(nonce))
+        name, path = binding_cookie(p, started.interaction_id)
         response.set_cookie(
-            COOKIE,
+            name,
             started.browser_secret,
             max_age=int((started.expires_at - p.clock.now()).total_seconds()),
-            path=f"/authorize/interactions/{started.interaction_id}",
+            path=path,
             secure=urlsplit(p.settings.issuer).scheme == "https",
             httponly=True,
             samesite="strict",
@@ -106,7 +136,9 @@ def make_routes(meta: MetaOf) -> list[Route]:
 
     async def interaction_signin(request: Request) -> Response:
         p, m = _provider(request), meta(request)
+        await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
         await p.guard.admit("verify", ip=m.ip)
+        browser = _bound_browser(request, p)
         body = await read_json_object(request)
         proof = authorize.WalletProof(
             message=string_field(body, "message", required=True) or "",
@@ -114,25 +146,24 @@ def make_routes(meta: MetaOf) -> list[Route]:
             second_factor=body.get("second_factor"),
             device_id=string_field(body, "device_id"),
         )
-        answer = await authorize.sign_in(
-            p, request.path_params["interaction"], request.cookies.get(COOKIE), proof, m
-        )
+        answer = await authorize.sign_in(p, request.path_params["interaction"], browser, proof, m)
         return JSONResponse(answer, headers=NO_STORE)
 
     async def interaction_consent(request: Request) -> Response:
         p, m = _provider(request), meta(request)
+        browser = _bound_browser(request, p)
         body: dict[str, Any] = await read_json_object(request)
         approve = body.get("approve")
         if not isinstance(approve, bool):
             raise InvalidRequest("approve must be true or false")
-        location = await authorize.decide(
-            p, request.path_params["interaction"], request.cookies.get(COOKIE), approve, m
-        )
+        location = await authorize.decide(p, request.path_params["interaction"], browser, approve, m)
         return JSONResponse({"redirect_to": location}, headers=NO_STORE)
 
     async def token(request: Request) -> Response:
         p, m = _provider(request), meta(request)
         form = await read_form(request)
+        p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
+        await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no tokens the audit trail cannot anchor
         await p.guard.admit("token", ip=m.ip, client_id=form.get("client_id"))
         answer = await token_endpoint.token(
             p, form, request.headers.get("authorization"), request.headers.getlist("dpop"), m

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,15 +20,25 @@ log = logging.getLogger("portcullis.http")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def error_response(exc: OAuthError) -> JSONResponse:
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers={**NO_STORE, **exc.headers()})
+def error_response(exc: OAuthError, retry_after: int | None = None) -> JSONResponse:
+    """``exc`` as RFC 6749 JSON; every 503 says when to try again (``retry_after`` seconds, if given)."""
+    headers = {**NO_STORE, **exc.headers()}
+    if exc.status == 503 and retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 
-async def oauth_error(_request: Request, exc: Exception) -> Response:
+def retry_after(request: Request) -> int | None:
+    """PORTCULLIS_RETRY_AFTER_SECONDS of the app serving ``request`` (None before its lifespan ran)."""
+    provider = getattr(request.app.state, "provider", None)
+    return provider.settings.retry_after_seconds if provider is not None else None
+
+
+async def oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
     if exc.debug:
         log.info("%s: %s (%s)", exc.error, exc.description, exc.debug)
-    return error_response(exc)
+    return error_response(exc, retry_after(request))
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -37,10 +51,11 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def database_error(_request: Request, exc: Exception) -> Response:
+async def database_error(request: Request, exc: Exception) -> Response:
     # Fail closed: no database, no decision. The detail goes to the log, not to the client.
     log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
-    return error_response(TemporarilyUnavailable("the database is unavailable; try again later"))
+    unavailable = TemporarilyUnavailable("the database is unavailable; try again later")
+    return error_response(unavailable, retry_after(request))
 
 
 async def unexpected_error(_request: Request, exc: Exception) -> Response:
@@ -53,5 +68,13 @@ HANDLERS = {
     HTTPException: http_error,
     OperationalError: database_error,
     DBAPIError: database_error,
+    # A statement or connect that ran out of time (PORTCULLIS_DATABASE_*_TIMEOUT_SECONDS), the pool's
+    # checkout wait, and the drivers' own errors where a reader runs on the driver connection directly
+    # (app/risk/readers.py): all mean "could not ask the database", never a 500.
+    asyncio.TimeoutError: database_error,
+    PoolTimeout: database_error,
+    asyncpg.PostgresError: database_error,
+    asyncpg.InterfaceError: database_error,
+    sqlite3.Error: database_error,
     OSError: database_error,
 }

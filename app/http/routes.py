@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
 from app.errors import InvalidRequest, TemporarilyUnavailable
+from app.http import cors
 from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
-from app.http.errors import NO_STORE
+from app.http.errors import NO_STORE, error_response, retry_after
 from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
 from app.http.registration import registration_routes
@@ -39,8 +42,11 @@ async def siwe_nonce(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     body = await read_json_object(request, optional=True)
     client_id = string_field(body, "client_id")
+    origin = cors.for_client(request, client_id)
     async with p.guard.admitted("nonce", ip=meta.ip, client_id=client_id) as gate:
-        offer = await signin.issue_nonce(p, client_id, string_field(body, "oidc_nonce"), meta, gate)
+        offer = await signin.issue_nonce(
+            p, client_id, string_field(body, "oidc_nonce"), meta, gate, origin=origin
+        )
     return JSONResponse(offer.to_json(), status_code=201, headers=NO_STORE)
 
 
@@ -59,8 +65,11 @@ async def siwe_verify(request: Request) -> Response:
         max_age=max_age,
         authorization_details=body.get("authorization_details"),
         device_id=string_field(body, "device_id"),
+        origin=request.headers.get("origin"),
     )
     p, meta = _provider(request), _meta(request)
+    cors.for_client(request, req.client_id)  # refused in signin.sign_in, where failures are audited
+    await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
     async with p.guard.admitted("verify", ip=meta.ip, client_id=req.client_id) as gate:
         tokens = await signin.sign_in(p, req, meta, gate)
     return JSONResponse(tokens.to_json(), headers=NO_STORE)
@@ -69,6 +78,7 @@ async def siwe_verify(request: Request) -> Response:
 async def introspection_endpoint(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     form = await read_form(request)
+    p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
     await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
     answer = await introspection.introspect(p, form, request.headers.get("authorization"), meta)
     return JSONResponse(answer, headers=NO_STORE)
@@ -77,6 +87,7 @@ async def introspection_endpoint(request: Request) -> Response:
 async def revocation_endpoint(request: Request) -> Response:
     p, meta = _provider(request), _meta(request)
     form = await read_form(request)
+    p.check_origin(cors.for_client(request, form.get("client_id")), form.get("client_id"))
     await p.guard.admit("token", ip=meta.ip, client_id=form.get("client_id"))
     await introspection.revoke(p, form, request.headers.get("authorization"), meta)
     return Response(status_code=200, headers=NO_STORE)
@@ -91,7 +102,10 @@ async def userinfo_endpoint(request: Request) -> Response:
         method=request.method,
         path="/userinfo",
     )
-    return JSONResponse(userinfo.userinfo(claims), headers=NO_STORE)
+    named = claims.get("client_id")
+    client_id = named if isinstance(named, str) else None
+    p.check_origin(cors.for_client(request, client_id), client_id)
+    return JSONResponse(userinfo.userinfo(claims, p.trading_policy), headers=NO_STORE)
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -105,7 +119,8 @@ async def jwks(request: Request) -> Response:
     return JSONResponse(
         _provider(request).keys.ring.jwks(),
         media_type="application/jwk-set+json",
-        headers={"Cache-Control": "max-age=300"},
+        # The same setting sets how long before signing a rotated key is published (app.oidc.keys).
+        headers={"Cache-Control": f"max-age={_provider(request).settings.jwks_max_age_seconds}"},
     )
 
 
@@ -113,18 +128,30 @@ async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+# /ready answers within 2 s whatever the database does (a black-holed one never answers at all): an
+# orchestrator's probe must not time out, and a slow answer is itself "not ready".
+READY_PING_SECONDS = 1.5
+
+
 async def ready(request: Request) -> Response:
     p = _provider(request)
     try:
-        await p.store.ping()
-    except Exception as exc:  # any failure to reach the database means not ready
+        await asyncio.wait_for(p.store.ping(), READY_PING_SECONDS)
+    except Exception as exc:  # any failure to reach the database, or none in time, means not ready
         raise TemporarilyUnavailable("the database is not reachable") from exc
     if not await p.guard.healthy():
         # Limits still hold (stricter, per process), but replicas no longer share them: not ready.
         raise TemporarilyUnavailable(
             "Redis is not reachable; rate limits run on stricter per-process budgets"
         )
-    return JSONResponse({"status": "ready"})
+    sink = p.audit_sink.status()
+    if not sink["ok"]:  # ASVS 16.5.3: checkpoints cannot reach the write-once sink
+        down = TemporarilyUnavailable(f"the audit checkpoint sink cannot be written: {sink['error']}")
+        answer = error_response(down, retry_after(request))
+        return JSONResponse(
+            {**down.to_json(), "audit_sink": sink}, status_code=503, headers=dict(answer.headers)
+        )
+    return JSONResponse({"status": "ready", "compliance": p.settings.compliance, "audit_sink": sink})
 
 
 ROUTES = [

@@ -261,6 +261,7 @@ def _view(
         },
         "scopes": consent.scope_lines(p.trading_policy, request.scope),
         "authorization_details": consent.detail_lines(request.authorization_details),
+        "compliance": consent.compliance_lines(p.trading_policy, request.scope),
         "step_up": {"acr_values": request.acr_values.split()} if request.acr_values else None,
     }
 
@@ -361,6 +362,7 @@ def _consent_view(p: Provider, grant: Grant, request: AuthorizationRequest) -> d
             "client": {"client_id": request.client_id, "client_name": client.client_name if client else None},
             "scopes": consent.scope_lines(p.trading_policy, grant.scope),
             "authorization_details": consent.detail_lines(grant.authorization_details),
+            "compliance": consent.compliance_lines(p.trading_policy, grant.scope, grant.compliance),
             "acr": grant.acr,
             "amr": list(grant.amr),
         }

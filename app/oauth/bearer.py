@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.errors import InvalidToken, MissingToken
-from app.oauth import dpop
+from app.oauth import dpop, liveness
 from app.oauth.dpop import InvalidDpopProof
 from app.oauth.provider import Provider
-from app.oidc.tokens import validate_access_token
 
 
 async def access_claims(
@@ -24,7 +23,8 @@ async def access_claims(
     kind = scheme.lower()
     if kind not in ("bearer", "dpop") or not token:
         raise MissingToken("an access token is required (RFC 6750 Bearer or RFC 9449 DPoP)")
-    claims = validate_access_token(p.keys.ring, p.policy, token, p.clock.now())
+    # The same rule introspection applies: revoked, logged-out, reuse-ended and ineligible tokens are dead.
+    claims = await liveness.live_claims(p, token)
     cnf = claims.get("cnf")
     jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
     if kind == "bearer":

@@ -23,7 +23,14 @@ from jwt.exceptions import PyJWKError, PyJWTError
 from app.clock import Clock
 from app.errors import InvalidClient, InvalidRequest
 from app.oauth.client_secrets import SecretVerifier
-from app.oauth.clients import ASSERTION_ALGS, AuthMethod, Client, ClientRegistry, verify_client_secret
+from app.oauth.clients import (
+    ASSERTION_ALGS,
+    AuthMethod,
+    Client,
+    ClientRegistry,
+    unmatchable_hash,
+    verify_client_secret,
+)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
@@ -110,11 +117,12 @@ async def authenticate(
     method = _method(authorization_header, form)
     if method == "client_secret_basic":
         assert authorization_header is not None
-        client, secret = _check_basic(registry, authorization_header, form)
-        return await _check_secret(client, secret, BasicAuthFailed, secret_verifier)
+        client_id, secret = _basic_credentials(authorization_header)
+        _check_body_client_id(form, client_id)
+        return await _check_secret(registry, client_id, secret, method, BasicAuthFailed, secret_verifier)
     if method == "client_secret_post":
-        client, secret = _check_post(registry, form)
-        return await _check_secret(client, secret, InvalidClient, secret_verifier)
+        client_id, secret = _check_post(form)
+        return await _check_secret(registry, client_id, secret, method, InvalidClient, secret_verifier)
     if method == "private_key_jwt":
         return await _check_assertion(registry, form, issuer, token_endpoint, now, jti_store, client_keys)
     return _check_none(registry, form)
@@ -136,18 +144,22 @@ def _method(authorization_header: str | None, form: Mapping[str, str]) -> AuthMe
     return used[0] if used else "none"
 
 
-def _registered(
-    registry: ClientRegistry, client_id: str, method: AuthMethod, error: type[InvalidClient] = InvalidClient
-) -> Client:
+def _registered(registry: ClientRegistry, client_id: str, method: AuthMethod) -> Client:
+    """The client, if it is registered for ``method``; refused in the same words as an unknown one.
+
+    RFC 6749 section 10.10: an answer that says "registered for another method" would list the clients.
+    """
     client = registry.get(client_id)
-    if client is None:
-        raise error(_FAILED, debug=f"unknown client_id {client_id[:64]!r}")
-    if client.token_endpoint_auth_method != method:
-        raise error(
-            f"this client is registered for {client.token_endpoint_auth_method}, not {method}",
-            debug=f"client {client_id!r}",
-        )
+    if client is None or client.token_endpoint_auth_method != method:
+        raise InvalidClient(_FAILED, debug=_why_not(client, client_id, method))
     return client
+
+
+def _why_not(client: Client | None, client_id: str, method: AuthMethod) -> str:
+    """The log-only reason a claimed client cannot use ``method``."""
+    if client is None:
+        return f"unknown client_id {client_id[:64]!r}"
+    return f"client {client_id!r} is registered for {client.token_endpoint_auth_method}, not {method}"
 
 
 def _check_body_client_id(form: Mapping[str, str], client_id: str) -> None:
@@ -157,21 +169,31 @@ def _check_body_client_id(form: Mapping[str, str], client_id: str) -> None:
 
 
 async def _check_secret(
-    client: Client, secret: str, error: type[InvalidClient], verifier: SecretVerifier | None
+    registry: ClientRegistry,
+    client_id: str,
+    secret: str,
+    method: AuthMethod,
+    error: type[InvalidClient],
+    verifier: SecretVerifier | None,
 ) -> Client:
-    stored = client.client_secret_hash
-    assert stored is not None  # guaranteed by Client validation for secret methods
+    """The client whose secret ``secret`` is. An unknown client, or one registered for another method, is
+    checked against a hash no secret matches: same scrypt, same words, same time (RFC 6749 10.10)."""
+    client = registry.get(client_id)
+    usable = client is not None and client.token_endpoint_auth_method == method
+    stored = client.client_secret_hash if usable and client is not None else None
     if verifier is not None:
-        ok = await verifier.verify(client.client_id, secret, stored)
+        ok = await verifier.verify(client_id, secret, stored)
     else:
-        ok = verify_client_secret(secret, stored)
+        ok = verify_client_secret(secret, stored or unmatchable_hash())
+    if client is None or not usable:
+        raise error(_FAILED, debug=_why_not(client, client_id, method))
     if not ok:
-        raise error(_FAILED, debug=f"wrong secret for client {client.client_id!r}")
+        raise error(_FAILED, debug=f"wrong secret for client {client_id!r}")
     return client
 
 
-def _check_basic(registry: ClientRegistry, header: str, form: Mapping[str, str]) -> tuple[Client, str]:
-    """RFC 6749 2.3.1: Basic over the form-urlencoded client_id and client_secret."""
+def _basic_credentials(header: str) -> tuple[str, str]:
+    """RFC 6749 2.3.1: the form-urlencoded client_id and client_secret of a Basic header."""
     try:
         _, _, encoded = header.partition(" ")
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
@@ -182,16 +204,14 @@ def _check_basic(registry: ClientRegistry, header: str, form: Mapping[str, str])
         raise BasicAuthFailed("malformed Basic authorization header") from exc
     if not sep or not client_id or not secret:
         raise BasicAuthFailed("malformed Basic authorization header: expected client_id:client_secret")
-    client = _registered(registry, client_id, "client_secret_basic", BasicAuthFailed)
-    _check_body_client_id(form, client_id)
-    return client, secret
+    return client_id, secret
 
 
-def _check_post(registry: ClientRegistry, form: Mapping[str, str]) -> tuple[Client, str]:
+def _check_post(form: Mapping[str, str]) -> tuple[str, str]:
     client_id, secret = form.get("client_id"), form["client_secret"]
     if not client_id or not secret:
         raise InvalidClient("client_secret_post needs both client_id and client_secret")
-    return _registered(registry, client_id, "client_secret_post"), secret
+    return client_id, secret
 
 
 def _check_none(registry: ClientRegistry, form: Mapping[str, str]) -> Client:
@@ -199,6 +219,28 @@ def _check_none(registry: ClientRegistry, form: Mapping[str, str]) -> Client:
     if not client_id:
         raise InvalidClient("no client authentication was included and no client_id was given")
     return _registered(registry, client_id, "none")
+
+
+def claimed_client_id(authorization_header: str | None, form: Mapping[str, str]) -> str | None:
+    """The client id a request claims, before anything is verified (None when it names none it can).
+
+    For the failure budget and locks (app.risk.client_guard), which must be consulted before a secret or
+    signature is checked. Never raises: a request too malformed to name a client is refused later.
+    """
+    if authorization_header is not None and "client_assertion" not in form:
+        try:
+            return _basic_credentials(authorization_header)[0]
+        except InvalidClient:
+            return None
+    token = form.get("client_assertion")
+    if token and len(token) <= MAX_ASSERTION_LENGTH:
+        try:
+            iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except PyJWTError:
+            iss = None
+        if isinstance(iss, str) and iss:
+            return iss
+    return form.get("client_id") or None
 
 
 async def _check_assertion(
@@ -227,13 +269,14 @@ async def _check_assertion(
     client_id = unverified.get("iss")
     if not isinstance(client_id, str) or not client_id:
         raise InvalidClient("client_assertion needs iss set to the client_id")
-    _check_body_client_id(form, client_id)
-    client = _registered(registry, client_id, "private_key_jwt")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
-        raise InvalidClient("client_assertion kid does not name a key registered for this client")
+        raise InvalidClient("client_assertion needs a kid naming one of the client's registered keys")
+    _check_body_client_id(form, client_id)
+    # Until the signature is verified, every refusal reads as an unknown client's (RFC 6749 10.10).
+    client = _registered(registry, client_id, "private_key_jwt")
     keys = await _keys(client, kid, client_keys)
-    claims = _verify_signature(keys, kid, token, alg)
+    claims = _verify_signature(keys, kid, token, alg, client_id)
     expires_at = _check_claims(claims, client_id, issuer, token_endpoint, now)
     if await jti_store.seen(client_id, claims["jti"], expires_at):
         raise InvalidClient("client_assertion jti has already been used")
@@ -247,16 +290,21 @@ async def _keys(client: Client, kid: str, client_keys: ClientKeys | None) -> Seq
         return keys
     if client.jwks_uri is None or client_keys is None:
         raise InvalidClient(_FAILED, debug=f"no way to obtain the keys of client {client.client_id!r}")
-    return await client_keys.keys(client, kid)
+    try:
+        return await client_keys.keys(client, kid)
+    except InvalidClient as exc:
+        raise InvalidClient(_FAILED, debug=f"client {client.client_id!r}: {exc.description}") from exc
 
 
-def _verify_signature(keys: Sequence[Mapping[str, Any]], kid: str, token: str, alg: str) -> dict[str, Any]:
+def _verify_signature(
+    keys: Sequence[Mapping[str, Any]], kid: str, token: str, alg: str, client_id: str
+) -> dict[str, Any]:
     jwk = next((k for k in keys if k["kid"] == kid), None)
     if jwk is None:
-        raise InvalidClient("client_assertion kid does not name a key registered for this client")
+        raise InvalidClient(_FAILED, debug=f"client {client_id!r} has no key with kid {kid[:64]!r}")
     kty, crv = _KEY_FOR_ALG[alg]
     if jwk["kty"] != kty or jwk.get("crv") != crv or jwk.get("alg", alg) != alg:
-        raise InvalidClient(f"key {kid!r} cannot verify {alg}")
+        raise InvalidClient(_FAILED, debug=f"key {kid!r} of client {client_id!r} cannot verify {alg}")
     try:
         key = PyJWK(dict(jwk), algorithm=alg)
         # Signature only here; the time claims are checked against the injected ``now`` below.
@@ -267,7 +315,7 @@ def _verify_signature(keys: Sequence[Mapping[str, Any]], kid: str, token: str, a
             options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
         )
     except (PyJWTError, PyJWKError) as exc:
-        raise InvalidClient("client_assertion signature is invalid") from exc
+        raise InvalidClient(_FAILED, debug=f"client_assertion signature of {client_id!r} is invalid") from exc
     return claims
 
 

@@ -6,6 +6,11 @@ for a known client id would stall it for good. So the scrypt runs in a worker th
 GIL), at most ``concurrency`` at a time; and a secret that was verified recently is recognised again by an
 HMAC under a per-process random key, without scrypt. The memo is bound to the stored hash, so a changed
 secret (RFC 7592 update, a new clients file) is never matched by the old one; it lives ``ttl`` at most.
+
+A client id that is unknown (or not registered for a secret) is checked against a hash no secret matches,
+made once per verifier with the default scrypt parameters, through the same memo lookup, the same
+concurrency limit and the same worker thread: it costs what a wrong secret for a registered client costs,
+so timing does not list the registered clients (RFC 6749 section 10.10).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from app.clock import Clock
-from app.oauth.clients import verify_client_secret
+from app.oauth.clients import unmatchable_hash, verify_client_secret
 
 DEFAULT_TTL = timedelta(minutes=10)
 
@@ -31,24 +36,28 @@ class SecretVerifier:
         self._slots = asyncio.Semaphore(concurrency)
         self._max_entries = max_entries
         self._key = secrets.token_bytes(32)
+        self._unmatchable = unmatchable_hash()
         # (client_id, stored hash) -> (HMAC of the secret that matched it, until when)
         self._verified: dict[tuple[str, str], tuple[bytes, datetime]] = {}
 
     def _mac(self, secret: str) -> bytes:
         return hmac.new(self._key, secret.encode(), hashlib.sha256).digest()
 
-    async def verify(self, client_id: str, secret: str, stored_hash: str) -> bool:
+    async def verify(self, client_id: str, secret: str, stored_hash: str | None) -> bool:
+        """Does ``secret`` match ``stored_hash``? ``None`` (no usable hash: an unknown client) is always
+        False, after the same work as a wrong secret."""
         now = self._clock.now()
         mac = self._mac(secret)
-        memo = self._verified.get((client_id, stored_hash))
+        target = self._unmatchable if stored_hash is None else stored_hash
+        memo = self._verified.get((client_id, target))
         if memo is not None and memo[1] > now and hmac.compare_digest(memo[0], mac):
             return True
         async with self._slots:
-            ok = await asyncio.to_thread(verify_client_secret, secret, stored_hash)
-        if ok:
+            ok = await asyncio.to_thread(verify_client_secret, secret, target)
+        if ok and stored_hash is not None:
             if len(self._verified) >= self._max_entries:
                 self._evict(now)
-            self._verified[(client_id, stored_hash)] = (mac, now + self._ttl)
+            self._verified[(client_id, target)] = (mac, now + self._ttl)
         return ok
 
     def _evict(self, now: datetime) -> None:

@@ -34,6 +34,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.oauth import origins
+
 AuthMethod = Literal["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
 GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
 ResponseType = Literal["code"]
@@ -50,7 +52,7 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _SIWE_DOMAIN = re.compile(
     r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?::\d{1,5})?"
 )
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_LOOPBACK_HOSTS = origins.LOOPBACK_HOSTS
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 # scrypt parameters (RFC 7914): N=2^14, r=8, p=1 uses 16 MiB per hash. Stored hashes may use other
@@ -69,6 +71,17 @@ def hash_client_secret(secret: str, *, salt: bytes | None = None) -> str:
     salt = secrets.token_bytes(16) if salt is None else salt
     digest = _scrypt(secret, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
     return "$".join([_HASH_PREFIX, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(digest)])
+
+
+def unmatchable_hash() -> str:
+    """A hash in the form of :func:`hash_client_secret`, with the default parameters, that no secret matches.
+
+    Its digest is random rather than derived from a secret, so building it costs nothing while checking a
+    secret against it costs exactly what checking against a real default hash costs: the stand-in for an
+    unknown client, so that timing does not tell registered client ids from unknown ones.
+    """
+    parts = [_HASH_PREFIX, str(_SCRYPT_N), str(_SCRYPT_R), str(_SCRYPT_P)]
+    return "$".join([*parts, _b64(secrets.token_bytes(16)), _b64(secrets.token_bytes(32))])
 
 
 def verify_client_secret(secret: str, encoded: str) -> bool:
@@ -201,6 +214,9 @@ class Client(BaseModel):
     access_token_lifetime: StrictInt | None = None
     refresh_token_lifetime: StrictInt | None = None
     siwe_domains: tuple[str, ...] = ()
+    # Browser origins allowed to call the token, userinfo, revocation and SIWE endpoints for this client
+    # (CORS, docs/CLIENTS.md); when absent, the origins of redirect_uris and siwe_domains.
+    allowed_origins: tuple[str, ...] | None = None
     dpop_bound_access_tokens: StrictBool = False
     require_pushed_authorization_requests: StrictBool = False
 
@@ -216,6 +232,17 @@ class Client(BaseModel):
     def _uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for uri in value:
             _check_redirect_uri(uri)
+        if len(set(value)) != len(value):
+            raise ValueError("contains duplicates")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        for origin in value:
+            origins.check_allowed_origin(origin)
         if len(set(value)) != len(value):
             raise ValueError("contains duplicates")
         return value
@@ -293,6 +320,10 @@ class Client(BaseModel):
             raise ValueError("grant_types: must not be empty")
         return self
 
+    def browser_origins(self) -> frozenset[str]:
+        """The origins this client's browser pages call from (app.oauth.origins.client_origins)."""
+        return origins.client_origins(self.redirect_uris, self.siwe_domains, self.allowed_origins)
+
 
 def redirect_uri_allowed(client: Client, uri: str) -> bool:
     """Exact, case-sensitive string match against a registered URI (RFC 9700 4.1.3): no normalisation."""
@@ -314,6 +345,7 @@ class ClientRegistry:
             by_id[client.client_id] = client
         self._static: Mapping[str, Client] = by_id
         self._dynamic: dict[str, Client] = {}
+        self._origins: frozenset[str] | None = None  # every client's browser origins, rebuilt on change
         self.set_dynamic(dynamic)
 
     def get(self, client_id: str) -> Client | None:
@@ -327,9 +359,11 @@ class ClientRegistry:
         if self.is_static(client.client_id):
             raise ClientConfigError(f"client {client.client_id!r}: client_id: taken by a static client")
         self._dynamic[client.client_id] = client
+        self._origins = None
 
     def remove_dynamic(self, client_id: str) -> None:
         self._dynamic.pop(client_id, None)
+        self._origins = None
 
     def set_dynamic(self, clients: Iterable[Client]) -> list[str]:
         """Swap in a whole new set of dynamic clients (a reload); returns the ids skipped as static."""
@@ -341,7 +375,16 @@ class ClientRegistry:
             else:
                 fresh[client.client_id] = client
         self._dynamic = fresh
+        self._origins = None
         return skipped
+
+    def origin_registered(self, origin: str) -> bool:
+        """Is ``origin`` a browser origin of at least one registered client? (CORS preflights, which
+        name no client.)"""
+        if self._origins is None:
+            every = [*self._static.values(), *self._dynamic.values()]
+            self._origins = frozenset().union(*(c.browser_origins() for c in every))
+        return origin in self._origins
 
     def __len__(self) -> int:
         return len(self._static) + len(self._dynamic)

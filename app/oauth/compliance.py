@@ -5,6 +5,7 @@ required source on its chain says yes (app.chain.reader); an unreadable required
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from eth_utils.address import to_checksum_address
 
@@ -28,6 +29,18 @@ async def decide(p: Provider, chain_id: int, address: str) -> ComplianceDecision
         raise TemporarilyUnavailable(
             f"chain {chain_id}: the compliance sources cannot be read; try again later", debug=str(exc)
         ) from None
+
+
+# The claim of every token when the operator runs without the gate (PORTCULLIS_COMPLIANCE=off).
+NO_SOURCE_CLAIM: dict[str, Any] = {"source": "none"}
+
+
+def token_claim(p: Provider, decision: ComplianceDecision | None) -> dict[str, Any] | None:
+    """The ``compliance`` claim of a token: the decision's, or ``{"source": "none"}`` when compliance is off
+    (so a resource server can tell "no gate" from "gate passed"); None on a chain without sources."""
+    if p.settings.compliance == "off":
+        return dict(NO_SOURCE_CLAIM)
+    return decision.claim() if decision is not None else None
 
 
 def refusal(decision: ComplianceDecision) -> str:

@@ -1,15 +1,27 @@
-"""What the consent screen says: scopes and RFC 9396 authorization details in plain words.
+"""What the consent screen says: scopes, RFC 9396 authorization details and the compliance facts the tokens
+will carry (GDPR art. 13(1)(c), 5(1)(c)), in plain words.
 
 Pure. Descriptions of scopes come from the trading policy file; details are summarised from their fields
-(docs/schemas/), so the user reads what the token will allow, not JSON.
+(docs/schemas/), so the user reads what the token will allow, not JSON. The compliance facts are those
+``app.policy.claims`` releases for the scope, so the screen lists exactly what the tokens carry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from app.policy import claims
 from app.policy.model import Policy
+
+_FACTS = {
+    "residence": "Your country of residence",
+    "investor_class": "Your investor class (retail, professional or eligible counterparty)",
+    "kyc_level": "Your identity check (KYC) level",
+    "flags": "The flags on your compliance record (such as US person, frozen, derivatives appropriateness)",
+    "valid_until": "When your compliance record expires",
+}
 
 
 def scope_lines(policy: Policy, scope: str) -> list[dict[str, str]]:
@@ -18,6 +30,40 @@ def scope_lines(policy: Policy, scope: str) -> list[dict[str, str]]:
         rule = policy.scopes.get(name)
         lines.append({"scope": name, "description": rule.description if rule and rule.description else name})
     return lines
+
+
+def compliance_lines(policy: Policy, scope: str, claim: dict[str, Any] | None = None) -> list[str]:
+    """The compliance facts the tokens of a grant of ``scope`` carry, one line each; empty when none.
+
+    Before the sign-in (``claim`` None) the facts are named; after it, the lines give the values the tokens
+    will hold, including where the decision was read (a token carries it whenever a decision was made).
+    """
+    if claim is None:
+        return [_FACTS[f] for f in claims.facts_carried(policy, scope)[1]]
+    carried = claims.release(policy, scope, claim).access_token or {}
+    lines = [f"{_FACTS[f]}: {_value(f, carried[f])}" for f in _FACTS if f in carried]
+    if carried:
+        lines.append(_provenance(carried))
+    return lines
+
+
+def _value(fact: str, value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if fact == "flags":
+        return ", ".join(str(v).replace("_", " ") for v in value) or "none"
+    if fact == "valid_until":
+        return datetime.fromtimestamp(int(value), UTC).strftime("%d %B %Y, %H:%M UTC")
+    return str(value).replace("_", " ")
+
+
+def _provenance(claim: dict[str, Any]) -> str:
+    where = f"chain {claim.get('chain_id')}, block {claim.get('block')}"
+    if claim.get("source") == "registry":
+        return f"That you have a record in the compliance registry ({where})"
+    if claim.get("source") == "none":
+        return "That no on-chain compliance check was made"
+    return f"That the compliance registry holds no record for you ({where})"
 
 
 def detail_lines(details: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
 """RFC 7662 token introspection and RFC 7009 token revocation.
 
-Introspection is for registered (authenticated) clients only. An access token is active while its
-signature and expiry hold, its session (the refresh-token family named by ``sid``) is live, and, on a chain
-with compliance sources, its wallet is still eligible. Revocation accepts a refresh token (its family ends)
-or an access token (its session ends); it answers 200 whatever the token was (RFC 7009 section 2.2).
+Introspection is for registered (authenticated) clients only. An access token is active while
+``app.oauth.liveness`` says it is live (the same rule userinfo applies). Revocation accepts a refresh
+token (its family ends) or an access token (its session ends); it answers 200 whatever the token was
+(RFC 7009 section 2.2).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 from app.audit import events
 from app.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError
-from app.oauth import compliance
+from app.oauth import liveness
+from app.oauth.client_failures import authenticate_client
 from app.oauth.provider import Provider, secret_hash
-from app.oauth.token_endpoint import authenticate_client
 from app.oidc.tokens import validate_access_token
+from app.risk.errors import RateLimited
 
 MAX_TOKEN = 8192
 
@@ -32,7 +33,7 @@ def _token(form: dict[str, str]) -> str:
 async def introspect(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> dict[str, Any]:
-    client = await authenticate_client(p, form, authorization)
+    client = await authenticate_client(p, form, authorization, meta, "/introspect")
     token = _token(form)
     answer = await _access_token_state(p, token) or await _refresh_token_state(p, token)
     if answer is None:
@@ -47,19 +48,10 @@ async def introspect(
 
 
 async def _access_token_state(p: Provider, token: str) -> dict[str, Any] | None:
-    now = p.clock.now()
     try:
-        claims = validate_access_token(p.keys.ring, p.policy, token, now, any_audience=True)
+        claims = await liveness.live_claims(p, token, any_audience=True)
     except InvalidToken:
         return None
-    sid = claims.get("sid")
-    if isinstance(sid, str) and not await p.store.family_active(sid, now):
-        return None
-    chain_id, address = claims.get("chain_id"), claims.get("wallet_address")
-    if isinstance(chain_id, int) and isinstance(address, str):
-        decision = await compliance.decide(p, chain_id, address)
-        if decision is not None and not decision.eligible:
-            return None
     keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "amr", "auth_time", "sid")
     extra = ("authorization_details", "compliance", "cnf", "wallet_address", "chain_id", "risk_level")
     token_type = "DPoP" if "cnf" in claims else "Bearer"
@@ -88,7 +80,7 @@ async def _refresh_token_state(p: Provider, token: str) -> dict[str, Any] | None
 async def revoke(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> None:
-    client_id = await _revoking_client(p, form, authorization)
+    client_id = await _revoking_client(p, form, authorization, meta)
     token = _token(form)
     now = p.clock.now()
     family: str | None = None
@@ -116,13 +108,17 @@ async def revoke(
     await p.store.revoke_family(family, now, "revoked_by_client", audit)
 
 
-async def _revoking_client(p: Provider, form: dict[str, str], authorization: str | None) -> str:
+async def _revoking_client(
+    p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
+) -> str:
     """A registered client authenticates; a public SIWE client (PORTCULLIS_CLIENTS) names itself."""
     client_id = form.get("client_id")
     public = authorization is None and "client_assertion" not in form and "client_secret" not in form
     if public and client_id and client_id in p.settings.clients:
         return client_id
     try:
-        return (await authenticate_client(p, form, authorization)).client_id
+        return (await authenticate_client(p, form, authorization, meta, "/revoke")).client_id
+    except RateLimited:
+        raise
     except OAuthError:
         raise InvalidClient("client authentication failed") from None

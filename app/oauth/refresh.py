@@ -1,5 +1,9 @@
 """RFC 6749 section 6 refresh with rotation (RFC 9700 section 4.14.2): a rotated token used again revokes
-its whole family. The family keeps its absolute expiry; a refresh may narrow the scope, never widen it.
+its whole family, except the retry FAPI 2.0 Security Profile 5.3.2.1 (10) requires: within
+``refresh_retry_window`` seconds of its rotation, and while its successor is unused, the immediate
+predecessor may be presented again by a client that authenticates or proves the token's DPoP key; it gets a
+fresh pair and the unused successor is revoked (docs/CLIENTS.md, "Refresh rotation and retry"). The family
+keeps its absolute expiry; a refresh may narrow the scope, never widen it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from app.oauth.scope import narrow_scope
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant
 from app.policy.facts import AuthContext
-from app.storage.records import AuditRecord, RefreshRecord, RefreshUnavailable
+from app.storage.records import AuditRecord, RefreshRecord, RefreshUnavailable, RetryRule
 
 MAX_REFRESH_TOKEN = 512
 
@@ -27,6 +31,7 @@ _REASONS = {
     "revoked": "the refresh token has been revoked",
     "expired": "the refresh token has expired",
     "other_client": "the refresh token was issued to another client",
+    "superseded": "a concurrent request with this refresh token was answered first",
 }
 
 
@@ -88,16 +93,19 @@ async def _rotate(
     successor = p.entropy.token(32)
     jti = p.entropy.token(16)
 
-    def describe(new: RefreshRecord) -> AuditRecord:
+    def describe(new: RefreshRecord, retried: bool) -> AuditRecord:
+        data = {"jti": jti, "scope": narrow_scope(scope, new.scope)}
         return p.auditor.event(
             events.TOKEN_REFRESHED,
             events.SUCCESS,
             meta,
+            # A retry revoked the successor the client never received: say so in the log.
+            reason="retried" if retried else None,
             actor=new.subject,
             client_id=client,
             session=new.family_id,
             kid=p.keys.ring.active.kid,
-            data={"jti": jti, "scope": narrow_scope(scope, new.scope)},
+            data={**data, "retry": True} if retried else data,
             at=now,
         )
 
@@ -108,6 +116,7 @@ async def _rotate(
         now,
         describe,
         check=lambda old: _check(scope, old, holder.dpop_jkt),
+        retry=retry_rule(p, holder, now),
     )
     # The policy judges the family's grant again on today's facts: access only shrinks with them. Items
     # that need a fresher authentication (RFC 9470) are dropped rather than stepped up: a refresh
@@ -131,7 +140,7 @@ async def _rotate(
         client_id=record.client_id,
         scope=ruling.scope,
         auth_time=record.auth_time,
-        compliance=decision.claim() if decision is not None else None,
+        compliance=compliance.token_claim(p, decision),
         not_after=min(t for t in (not_after, lifetime, record.expires_at) if t is not None),
         amr=tuple(record.amr.split()),
         acr=record.acr,
@@ -142,6 +151,17 @@ async def _rotate(
     return issue_tokens(
         p, grant, now, refresh_token=successor, oidc_nonce=None, jti=jti, access_ttl=holder.access_ttl
     )
+
+
+def retry_rule(p: Provider, holder: Holder, now: datetime) -> RetryRule | None:
+    """Who may retry a rotation. A client that authenticates proves itself on the retry as on any refresh;
+    a public client only with a DPoP-bound token, whose key the retry must prove (``_check``). A public
+    client's bearer refresh token gets no retry: rotation is then its only protection (RFC 9700 section
+    4.14.2), and any reuse revokes the family."""
+    window = p.settings.refresh_retry_window
+    if window == 0:
+        return None
+    return RetryRule(since=now - timedelta(seconds=window), bound_only=not holder.authenticated)
 
 
 async def _still_eligible(

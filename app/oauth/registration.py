@@ -45,6 +45,7 @@ REGISTRABLE = (
     "access_token_lifetime",
     "refresh_token_lifetime",
     "siwe_domains",
+    "allowed_origins",
     "dpop_bound_access_tokens",
     "require_pushed_authorization_requests",
 )

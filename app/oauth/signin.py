@@ -21,7 +21,7 @@ from app.chain import wallets
 from app.chain.types import ChainUnavailable
 from app.errors import InvalidRequest, OAuthError, SignInRejected, TemporarilyUnavailable
 from app.mfa import acr
-from app.oauth import compliance, risk, stepup, trading
+from app.oauth import compliance, origins, risk, stepup, trading
 from app.oauth.provider import Provider, secret_hash
 from app.oauth.tokens import TokenResponse, issue_tokens
 from app.oidc.tokens import Grant, did_pkh
@@ -77,9 +77,15 @@ async def issue_nonce(
     oidc_nonce: str | None,
     meta: events.RequestMeta,
     gate: Gate = ADMITTED,
+    *,
+    origin: str | None = None,
 ) -> NonceOffer:
-    """A fresh nonce for ``client_id``, stored only once ``gate`` admits the request (app.risk.guard)."""
+    """A fresh nonce for ``client_id``, stored only once ``gate`` admits the request (app.risk.guard).
+
+    ``origin``: the browser page that asks (its ``Origin`` header); it must be one of the client's.
+    """
     client = p.check_client(client_id)
+    p.check_origin(origin, client)
     check_oidc_nonce(oidc_nonce)
     now = p.clock.now()
     nonce = p.entropy.alphanumeric(NONCE_LENGTH)
@@ -101,7 +107,7 @@ async def issue_nonce(
     if registered is not None and registered.siwe_domains:
         # The client's dApp asks for the signature: its own origin goes into the message.
         domain = registered.siwe_domains[0]
-        scheme = "http" if domain.split(":")[0] in ("localhost", "127.0.0.1") else "https"
+        scheme = origins.dapp_scheme(domain)
         return NonceOffer(nonce, scheme, domain, f"{scheme}://{domain}", s.default_chain_id, now, expires)
     return NonceOffer(nonce, siwe_scheme(p), s.siwe_domain, s.siwe_uri, s.default_chain_id, now, expires)
 
@@ -155,7 +161,7 @@ def _check_client_origin(message: siwe.SiweMessage, domains: tuple[str, ...]) ->
         )
     scheme = message.scheme or "https"
     uri = urlsplit(message.uri)
-    local = message.domain.split(":")[0] in ("localhost", "127.0.0.1")
+    local = origins.dapp_scheme(message.domain) == "http"
     if scheme not in ("https", "http") or (scheme == "http" and not local):
         raise SignInRejected("scheme_mismatch", 401, "scheme: a dApp origin must use https")
     if uri.scheme != scheme or uri.netloc != message.domain:
@@ -181,7 +187,7 @@ async def check_signature(p: Provider, text: str, message: siwe.SiweMessage, sig
             digest,
             raw,
             gas_cap=config.call_gas_cap,
-            seconds=config.rpc_timeout_seconds,
+            seconds=config.signature_timeout_seconds,
         )
     except ChainUnavailable as exc:
         raise TemporarilyUnavailable(
@@ -220,6 +226,7 @@ class SignInRequest:
     device_id: str | None = None  # the client's stable device id (a cookie's value); only its hash is kept
     acr_values: str | None = None
     max_age: int | None = None
+    origin: str | None = None  # the browser page's Origin header; None for a backend or the CLI
 
 
 async def sign_in(
@@ -232,6 +239,7 @@ async def sign_in(
 
     async def run(now: datetime, attempt: Attempt) -> TokenResponse:
         attempt.client = client = p.check_client(req.client_id)
+        p.check_origin(req.origin, client)  # before any check of the message: a foreign page is refused
         registered = p.client_registry.get(client)
         domains = registered.siwe_domains if registered is not None else ()
         proven = await prove(p, req, meta, now, attempt, client=client, siwe_domains=domains, gate=gate)
@@ -341,7 +349,7 @@ async def prove(
     session_acr = verification.acr if verification is not None else acr.ACR_WALLET
     attempt.data["amr"] = list(amr)
     stepup.require(session_acr, now, now, req.acr_values, req.max_age)
-    claim = decision.claim() if decision is not None else None
+    claim = compliance.token_claim(p, decision)
     assessment = await risk.assess_sign_in(p, pending_risk, wallet, claim)
     attempt.data["risk"] = assessment.to_audit()
     if req.device_id:

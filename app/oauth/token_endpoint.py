@@ -15,7 +15,7 @@ from datetime import timedelta
 from app.audit import events
 from app.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from app.oauth import code_grant, dpop, dpop_nonce, refresh, service
-from app.oauth.client_auth import authenticate
+from app.oauth.client_failures import authenticate_client
 from app.oauth.clients import Client
 from app.oauth.dpop import DpopProof, InvalidDpopProof
 from app.oauth.provider import Provider
@@ -32,20 +32,6 @@ class Answer:
 
 def endpoint_url(p: Provider, path: str) -> str:
     return f"{p.settings.issuer}{path}"
-
-
-async def authenticate_client(p: Provider, form: Mapping[str, str], authorization: str | None) -> Client:
-    return await authenticate(
-        p.client_registry,
-        authorization_header=authorization,
-        form=form,
-        issuer=p.settings.issuer,
-        token_endpoint=endpoint_url(p, "/token"),
-        now=p.clock.now(),
-        jti_store=p.assertion_jtis,
-        client_keys=p.client_keys,
-        secret_verifier=p.secret_verifier,
-    )
 
 
 def nonce_headers(p: Provider) -> dict[str, str]:
@@ -91,7 +77,7 @@ async def token(
         raise InvalidRequest("grant_type is required")
     if grant_type not in GRANT_TYPES:
         raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
-    client = await _client(p, grant_type, form, authorization)
+    client = await _client(p, grant_type, form, authorization, meta)
     if client is not None and grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
     required = client is not None and client.dpop_bound_access_tokens
@@ -101,7 +87,7 @@ async def token(
 
 
 async def _client(
-    p: Provider, grant_type: str, form: Mapping[str, str], authorization: str | None
+    p: Provider, grant_type: str, form: Mapping[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> Client | None:
     client_id = form.get("client_id")
     unauthenticated = authorization is None and not ({"client_secret", "client_assertion"} & form.keys())
@@ -112,7 +98,7 @@ async def _client(
         and (client_id is None or p.client_registry.get(client_id) is None)
     ):
         return None  # a public SIWE client of /siwe/verify (PORTCULLIS_CLIENTS)
-    return await authenticate_client(p, form, authorization)
+    return await authenticate_client(p, form, authorization, meta, "/token")
 
 
 async def _grant(
@@ -131,7 +117,8 @@ async def _grant(
             ttl = client.access_token_lifetime
             holder = refresh.Holder(
                 client.client_id,
-                authenticated=True,
+                # A registered public client (method none) proved nothing about itself.
+                authenticated=client.token_endpoint_auth_method != "none",  # noqa: S105
                 dpop_jkt=jkt,
                 access_ttl=timedelta(seconds=ttl) if ttl is not None else None,
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.oauth.provider import Provider
 from app.oidc.tokens import Grant, mint_access_token, mint_id_token
+from app.policy import claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,17 @@ def issue_tokens(
     policy = (
         p.policy if access_ttl is None else replace(p.policy, access_ttl=min(access_ttl, p.policy.access_ttl))
     )
-    access = mint_access_token(ring, policy, grant, now, jti=jti)
-    id_token = mint_id_token(ring, policy, grant, now, access_token=access, oidc_nonce=oidc_nonce)
+    # The grant holds the decision's whole claim; each token carries only what the granted scopes ask for.
+    carried = claims.release(p.trading_policy, grant.scope, grant.compliance)
+    access = mint_access_token(ring, policy, replace(grant, compliance=carried.access_token), now, jti=jti)
+    id_token = mint_id_token(
+        ring,
+        policy,
+        replace(grant, compliance=carried.id_token),
+        now,
+        access_token=access,
+        oidc_nonce=oidc_nonce,
+    )
     return TokenResponse(
         access_token=access,
         expires_in=int((grant.expiry(now, policy.access_ttl) - now).total_seconds()),

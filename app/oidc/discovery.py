@@ -29,6 +29,7 @@ CLAIMS_SUPPORTED = [
     "client_id",
     "wallet_address",
     "chain_id",
+    "compliance",  # only for a scope that asks for it (docs/POLICY.md, "Claims")
 ]
 
 

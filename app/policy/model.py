@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.chain.iso3166 import NUMERIC_TO_ALPHA2
+from app.chain.types import CLAIM_FACTS
 from app.policy import locate
 from app.policy.caip import is_chain_id
 from app.policy.errors import PolicyError
@@ -38,6 +39,8 @@ ALPHA2 = frozenset(NUMERIC_TO_ALPHA2.values())
 # Bits 16..31 of the registry's flags are free for a deployment's own meanings (contracts/README.md, "Flags").
 CUSTOM_FLAG_BITS = range(16, 32)
 MAX_LIFETIME = 86_400
+# Claims a scope may ask for (OpenID Connect Core 1.0 section 5.4, docs/POLICY.md "Claims").
+RELEASABLE_CLAIMS = ("compliance",)
 
 # ---------------------------------------------------------------- the file's shape
 
@@ -81,6 +84,8 @@ class _Scope(_Requirements):
     not_sanctioned: bool = True
     max_token_lifetime: int | None = Field(default=None, ge=1, le=MAX_LIFETIME)
     when: list[_When] = Field(default_factory=list)
+    claims: list[str] = Field(default_factory=list)
+    access_token_compliance: list[str] = Field(default_factory=list)
 
 
 class _Family(_File):
@@ -210,6 +215,10 @@ class ScopeRule:
     requirements: Requirements
     when: tuple[Condition, ...] = ()
     max_token_lifetime: int | None = None
+    # OIDC Core 5.4: the claims this scope asks for, carried in the ID token, at userinfo and in the access
+    # token; and the compliance facts a resource server needs to enforce it, in the access token only.
+    claims: frozenset[str] = frozenset()
+    access_token_compliance: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +291,17 @@ class Policy:
     def scopes_supported(self, client_kind: ClientKind | None = None) -> list[str]:
         """For discovery (``scopes_supported``): every scope, or those a kind of client may hold."""
         return [s.name for s in self.scopes.values() if client_kind is None or client_kind in s.clients]
+
+    def releases(self, scopes: Iterable[str], claim: str) -> bool:
+        """Whether one of ``scopes`` asks for ``claim`` (its whole value, for the client to read)."""
+        return any(claim in rule.claims for rule in self._rules(scopes))
+
+    def access_token_compliance(self, scopes: Iterable[str]) -> frozenset[str]:
+        """The compliance facts the access token must carry for a resource server to enforce ``scopes``."""
+        return frozenset(f for rule in self._rules(scopes) for f in rule.access_token_compliance)
+
+    def _rules(self, scopes: Iterable[str]) -> list[ScopeRule]:
+        return [self.scopes[s] for s in scopes if s in self.scopes]
 
     def authorization_details_types_supported(self) -> list[str]:
         """For discovery (RFC 9396 section 10): the detail types this policy enables."""
@@ -517,8 +537,12 @@ class _Compiler:
                 "a service-only scope cannot need a compliance record, an acr or [[when]] blocks "
                 "(client_credentials has no wallet holder)",
             )
+        if raw.clients == ["service"] and (raw.claims or raw.access_token_compliance):
+            self.problem(loc, "a service-only scope cannot carry claims about a wallet holder")
         self._unique((*loc, "clients"), raw.clients, "client kind")
         self._unique((*loc, "when"), [w.id for w in raw.when], "when id")
+        self._subset((*loc, "claims"), raw.claims, RELEASABLE_CLAIMS, "claim")
+        self._subset((*loc, "access_token_compliance"), raw.access_token_compliance, CLAIM_FACTS, "fact")
         when = tuple(
             Condition(
                 id=w.id,
@@ -535,6 +559,8 @@ class _Compiler:
             requirements=self._requirements(loc, raw, raw.not_sanctioned),
             when=when,
             max_token_lifetime=raw.max_token_lifetime,
+            claims=frozenset(raw.claims),
+            access_token_compliance=frozenset(raw.access_token_compliance),
         )
 
     def _scope_ref(self, loc: locate.Path, name: str) -> None:

@@ -32,8 +32,9 @@ GLOBAL = "score:global"
 class LockEvent:
     """A lock that has just started: audit it (``risk.locked``) and count it (metric)."""
 
-    what: Literal["ip", "address"]
-    key: str  # the normalised IP key (IPv4 address or IPv6 /64) or the lower-case address
+    # "client_ip" and "client": failed client authentication (app.risk.client_guard)
+    what: Literal["ip", "address", "client_ip", "client"]
+    key: str  # the normalised IP key (IPv4 address or IPv6 /64), the lower-case address, or client keys
     score: float
     until: datetime
 

@@ -38,6 +38,14 @@ class CounterStore(Protocol):
         """The latest end of the locks among ``keys`` still in force at ``now``; None when none is."""
         ...
 
+    async def ends(self, keys: Sequence[str], now: float) -> list[float | None]:
+        """For each of ``keys``, the end of its lock (or mark) if still in force at ``now``, else None."""
+        ...
+
+    async def mark(self, key: str, now: float, until: float) -> None:
+        """Set ``key`` in force until ``until``, whatever it held (a lock only ever starts with ``lock``)."""
+        ...
+
     async def clear(self, keys: Sequence[str]) -> None:
         """Drop the counters and locks named by ``keys``."""
         ...
@@ -80,8 +88,15 @@ class MemoryCounterStore:
         return True
 
     async def locked_until(self, keys: Sequence[str], now: float) -> float | None:
-        ends = [u for u in (self._locks.get(k) for k in keys) if u is not None and u > now]
-        return max(ends, default=None)
+        return max((u for u in await self.ends(keys, now) if u is not None), default=None)
+
+    async def ends(self, keys: Sequence[str], now: float) -> list[float | None]:
+        return [u if u is not None and u > now else None for u in (self._locks.get(k) for k in keys)]
+
+    async def mark(self, key: str, now: float, until: float) -> None:
+        self._locks[key] = until
+        if len(self._locks) > self._max_keys:
+            self._locks = {k: u for k, u in self._locks.items() if u > now}
 
     async def clear(self, keys: Sequence[str]) -> None:
         for key in keys:

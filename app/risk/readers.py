@@ -79,6 +79,8 @@ class HeldReaders:
     A read waits while all ``size`` are busy. A connection whose read fails is dropped (invalidated), and
     a read that fails on a connection that sat idle is tried once more on a fresh one: the idle one may
     have been cut (server restart, idle timeout), which the pool's pre-ping would otherwise have caught.
+    A read that timed out (the engine's statement timeout) is not tried again: the database is not
+    answering, and a second wait would double the request's.
     """
 
     def __init__(self, engine: AsyncEngine, size: int = DEFAULT_READERS) -> None:
@@ -95,8 +97,12 @@ class HeldReaders:
             if self._closed:
                 raise RuntimeError("HeldReaders: closed")
             if self._idle:
-                with contextlib.suppress(Exception):
+                try:
                     return await self._run(self._idle.pop(), read, params)
+                except TimeoutError:
+                    raise  # the database is not answering: another connection would only wait again
+                except Exception as exc:  # the idle connection may have been cut: one try on a fresh one
+                    log.debug("held reader: idle connection failed: %s", type(exc).__name__)
             return await self._run(await self._open(), read, params)
 
     async def _run(self, held: _Held, read: PreparedRead, params: Mapping[str, Any]) -> Sequence[Any]:

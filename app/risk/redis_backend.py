@@ -15,6 +15,7 @@ of ``d`` seconds lets a key through at most ``d / interval`` requests early.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,6 +108,18 @@ local ttl = math.max(1, math.ceil((tonumber(ARGV[2]) - now) * 1000))
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 return 1
 """
+
+
+def _end(value: object, now: float) -> float | None:
+    """A stored lock end (seconds, as text) if it is still in force at ``now``."""
+    if not isinstance(value, bytes):
+        return None
+    end = float(value)
+    return end if end > now else None
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return max(a, b) if a is not None and b is not None else a if a is not None else b
 
 
 def _glob_escape(text: str) -> str:
@@ -334,8 +347,11 @@ class RedisCounterStore:
         return await self.fallback.lock(key, now, until)
 
     async def locked_until(self, keys: Sequence[str], now: float) -> float | None:
+        return max((u for u in await self.ends(keys, now) if u is not None), default=None)
+
+    async def ends(self, keys: Sequence[str], now: float) -> list[float | None]:
         # The fallback is consulted too: a lock taken while Redis was down stays in force.
-        local = await self.fallback.locked_until(keys, now)
+        local = await self.fallback.ends(keys, now)
         if self._link.usable(now):
             try:
                 values = expect_list(await self._link.client.call("MGET", *[self._prefix + k for k in keys]))
@@ -343,9 +359,20 @@ class RedisCounterStore:
                 self._link.failed(now, exc)
             else:
                 self._link.succeeded()
-                ends = [float(v) for v in values if isinstance(v, bytes) and float(v) > now]
-                return max([*ends, *([local] if local is not None else [])], default=None)
+                return [_later(_end(v, now), mine) for v, mine in zip(values, local, strict=True)]
         return local
+
+    async def mark(self, key: str, now: float, until: float) -> None:
+        ttl = max(1, math.ceil((until - now) * 1000))
+        if self._link.usable(now):
+            try:
+                await self._link.client.call("SET", self._prefix + key, repr(until), "PX", ttl)
+            except FAILURES as exc:
+                self._link.failed(now, exc)
+            else:
+                self._link.succeeded()
+                return
+        await self.fallback.mark(key, now, until)
 
     async def clear(self, keys: Sequence[str]) -> None:
         """Clears this process's fallback copy, then Redis; raises OSError when Redis is unreachable (an

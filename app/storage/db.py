@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def create_engine(database_url: str) -> AsyncEngine:
-    """An async engine for ``database_url``; SQLite gets WAL, a busy timeout and foreign keys."""
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """PostgreSQL time bounds in seconds (PORTCULLIS_DATABASE_*_TIMEOUT_SECONDS).
+
+    ``connect``: opening a connection (asyncpg ``timeout``: TCP, TLS and start-up). ``statement``: any one
+    round trip on it, the pool's pre-ping included (asyncpg ``command_timeout``). ``pool``: the wait for a
+    free pooled connection when all are busy. Together they bound how long a request waits on a database
+    that does not answer: at worst the pool wait, a connect (or a pre-ping) and its first statement,
+    4 s with the defaults; the first failure answers 503. ``statement`` None means unbounded: migrations
+    (an index built on a large table) run on such an engine of their own, never on the serving one.
+    """
+
+    connect: float = 1.5
+    statement: float | None = 1.5
+    pool: float = 1.0
+
+
+def create_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncEngine:
+    """An async engine for ``database_url``; SQLite gets WAL, a busy timeout and foreign keys;
+    PostgreSQL gets ``timeouts`` and drops a connection that failed at once."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -22,8 +41,29 @@ def create_engine(database_url: str) -> AsyncEngine:
     if url.get_backend_name() == "postgresql":
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+asyncpg")
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        limits = timeouts or Timeouts()
+        engine = create_async_engine(
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,  # a connection cut while idle is found at checkout, not by the request
+            pool_timeout=limits.pool,
+            connect_args={"timeout": limits.connect, "command_timeout": limits.statement},
+        )
+        event.listen(engine.sync_engine.pool, "invalidate", _abort_connection)
+        return engine
     raise ValueError(f"unsupported database backend {url.get_backend_name()!r} (use sqlite or postgresql)")
+
+
+def _abort_connection(_dbapi_connection: Any, record: Any, _exc: BaseException | None) -> None:
+    """An invalidated connection (timed out, reset, failed its pre-ping) is closed without a goodbye.
+
+    SQLAlchemy would otherwise close it gracefully: send Terminate and wait up to 2 s for the server,
+    which on a black-holed link never answers, adding those seconds to the request that found it broken.
+    """
+    driver = record.driver_connection  # the asyncpg connection; terminate() aborts its transport
+    if driver is not None:
+        driver.terminate()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

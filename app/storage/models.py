@@ -60,7 +60,8 @@ class Nonce(Base):
 
 
 class RefreshToken(Base):
-    """One refresh token of a rotation family. Rotation stamps ``rotated_at``; reuse revokes the family."""
+    """One refresh token of a rotation family. Rotation stamps ``rotated_at`` and names the successor;
+    reuse revokes the family, except a bounded retry of the successor's immediate predecessor."""
 
     __tablename__ = "refresh_tokens"
 
@@ -81,6 +82,7 @@ class RefreshToken(Base):
     acr: Mapped[str] = mapped_column(String(64), server_default="urn:portcullis:acr:wallet")
     authorization_details: Mapped[str] = mapped_column(Text, server_default="[]")
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    successor_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):
@@ -96,6 +98,8 @@ class SigningKey(Base):
     # Set when a newer key takes over; the public key stays published until every token it signed expired.
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When it starts signing: published (stored) at least one JWKS cache lifetime before (app.oidc.keys).
+    activates_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 Index("ix_refresh_tokens_expires_at", RefreshToken.expires_at)

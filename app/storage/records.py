@@ -40,6 +40,8 @@ class KeyRecord:
     created_at: datetime
     retired_at: datetime | None = None
     publish_until: datetime | None = None
+    # Signing keys: when it starts signing (app.oidc.keys); None for keys stored before activation times.
+    activates_at: datetime | None = None
 
     def new_row(self) -> dict[str, object]:
         """The columns a freshly stored key has (signing_keys and audit_keys share them)."""
@@ -91,7 +93,20 @@ class AuditRecord:
 
 
 NonceFailure = Literal["unknown", "used", "expired", "other_client"]
-RefreshFailure = Literal["unknown", "reused", "revoked", "expired", "other_client"]
+RefreshFailure = Literal["unknown", "reused", "revoked", "expired", "other_client", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRule:
+    """FAPI 2.0 Security Profile 5.3.2.1 (10): when a rotated refresh token may be presented again.
+
+    A token rotated after ``since`` whose successor is still unused and unrevoked is rotated once more and
+    the successor revoked (the client never received it). ``bound_only``: only a DPoP-bound token qualifies
+    (its key is proven by the caller's ``check``), for clients that do not authenticate.
+    """
+
+    since: datetime
+    bound_only: bool
 
 
 class NonceUnavailable(Exception):
@@ -103,7 +118,8 @@ class NonceUnavailable(Exception):
 
 
 class RefreshUnavailable(Exception):
-    """The refresh token could not be rotated. On ``reused`` the whole family has been revoked."""
+    """The refresh token could not be rotated. On ``reused`` the caller revokes the whole family; on
+    ``superseded`` a concurrent retry of the same token won (the family lives on)."""
 
     def __init__(self, reason: RefreshFailure, family_id: str | None = None) -> None:
         super().__init__(reason)
@@ -149,13 +165,16 @@ class AuthStore(Protocol):
         client_id: str,
         new_hash: str,
         now: datetime,
-        audit: Callable[[RefreshRecord], AuditRecord],
+        audit: Callable[[RefreshRecord, bool], AuditRecord],
         check: Callable[[RefreshRecord], None] | None = None,
+        retry: RetryRule | None = None,
     ) -> RefreshRecord:
         """Mark ``token_hash`` rotated and store its successor (same family and expiry) atomically.
 
-        ``check`` sees the old record inside the transaction; if it raises, nothing is written. ``audit``
-        describes the rotation from the successor. Raises RefreshUnavailable when the token cannot be
+        With ``retry``, an already rotated token that the rule admits is rotated again instead, and its
+        unused successor revoked, in the same transaction. ``check`` sees the old record inside the
+        transaction; if it raises, nothing is written. ``audit`` describes the rotation from the new
+        successor (and whether it was a retry). Raises RefreshUnavailable when the token cannot be
         rotated; deciding what a reused token means (revoking its family) is the caller's.
         """
         ...
@@ -189,9 +208,10 @@ class KeyStore(Protocol):
     async def list_keys(self) -> list[KeyRecord]: ...
 
     async def activate_key(
-        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+        self, key: KeyRecord, at: datetime, publish_until: datetime, audit: AuditRecord
     ) -> None:
-        """Make ``key`` the active key; retire the others, published until ``publish_until``."""
+        """Store ``key`` (signing from ``key.activates_at``); the keys not yet retired retire ``at`` that
+        moment and stay published until ``publish_until``."""
         ...
 
 

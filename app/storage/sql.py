@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, insert, select, text, update
+from sqlalchemy import ColumnElement, Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models import Base, Nonce, RefreshToken, SigningKey
@@ -24,6 +24,7 @@ from app.storage.records import (
     NonceUnavailable,
     RefreshRecord,
     RefreshUnavailable,
+    RetryRule,
 )
 from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
 from app.storage.sql_jtis import delete_expired_jtis
@@ -129,61 +130,41 @@ class SqlStore(SqlAuditLog):
         client_id: str,
         new_hash: str,
         now: datetime,
-        audit: Callable[[RefreshRecord], AuditRecord],
+        audit: Callable[[RefreshRecord, bool], AuditRecord],
         check: Callable[[RefreshRecord], None] | None = None,
+        retry: RetryRule | None = None,
     ) -> RefreshRecord:
         async with self._write() as conn:
-            rotated = (
-                await conn.execute(
-                    update(RefreshToken)
-                    .where(
-                        RefreshToken.token_hash == token_hash,
-                        RefreshToken.client_id == client_id,
-                        RefreshToken.rotated_at.is_(None),
-                        RefreshToken.revoked_at.is_(None),
-                        RefreshToken.expires_at > now,
-                    )
-                    .values(rotated_at=now)
-                    .returning(*_REFRESH_COLUMNS)
-                )
-            ).first()
-            if rotated is not None:
-                old = _refresh_record(rotated)
+            old = await _rotate_current(conn, token_hash, client_id, new_hash, now)
+            retried = old is None and retry is not None
+            if old is None and retry is not None:
+                old = await _rotate_again(conn, token_hash, client_id, new_hash, now, retry)
+            if old is not None:
                 if check is not None:
                     check(old)  # raising here rolls the rotation back: nothing is half-written
-                new = RefreshRecord(
-                    token_hash=new_hash,
-                    family_id=old.family_id,
-                    client_id=old.client_id,
-                    subject=old.subject,
-                    address=old.address,
-                    chain_id=old.chain_id,
-                    scope=old.scope,
-                    auth_time=old.auth_time,
-                    issued_at=now,
-                    # The family keeps its absolute expiry: rotation never extends a session.
-                    expires_at=old.expires_at,
-                    amr=old.amr,
-                    acr=old.acr,
-                    authorization_details=old.authorization_details,
-                    dpop_jkt=old.dpop_jkt,
-                )
+                new = _successor(old, new_hash, now)
                 await conn.execute(REFRESH_INSERT, refresh_values(new))
-                await append(conn, audit(new), self.hasher)
+                await append(conn, audit(new, retried), self.hasher)
                 return new
             found = (
-                await conn.execute(select(*_REFRESH_COLUMNS).where(RefreshToken.token_hash == token_hash))
+                await conn.execute(
+                    select(*_REFRESH_COLUMNS, RefreshToken.successor_hash).where(
+                        RefreshToken.token_hash == token_hash
+                    )
+                )
             ).first()
-        if found is None:
-            raise RefreshUnavailable("unknown")
-        record = _refresh_record(found)
-        if found.client_id != client_id:
-            raise RefreshUnavailable("other_client", record.family_id)
-        if found.revoked_at is not None:
-            raise RefreshUnavailable("revoked", record.family_id)
-        if found.rotated_at is not None:
-            raise RefreshUnavailable("reused", record.family_id)
-        raise RefreshUnavailable("expired", record.family_id)
+            if found is None:
+                raise RefreshUnavailable("unknown")
+            family = found.family_id
+            if found.client_id != client_id:
+                raise RefreshUnavailable("other_client", family)
+            if found.revoked_at is not None:
+                raise RefreshUnavailable("revoked", family)
+            if found.rotated_at is not None:
+                # Read after the failed UPDATEs: a retry admitted now means a concurrent one just won.
+                lost_race = retry is not None and await _may_retry(conn, found, now, retry)
+                raise RefreshUnavailable("superseded" if lost_race else "reused", family)
+        raise RefreshUnavailable("expired", family)
 
     async def revoke_family(self, family_id: str, now: datetime, reason: str, audit: AuditRecord) -> int:
         async with self._write() as conn:
@@ -267,20 +248,21 @@ class SqlStore(SqlAuditLog):
                 created_at=r.created_at,
                 retired_at=r.retired_at,
                 publish_until=r.publish_until,
+                activates_at=r.activates_at,
             )
             for r in rows
         ]
 
     async def activate_key(
-        self, key: KeyRecord, now: datetime, publish_until: datetime, audit: AuditRecord
+        self, key: KeyRecord, at: datetime, publish_until: datetime, audit: AuditRecord
     ) -> None:
         async with self._write() as conn:
             await conn.execute(
                 update(SigningKey)
                 .where(SigningKey.retired_at.is_(None))
-                .values(retired_at=now, publish_until=publish_until)
+                .values(retired_at=at, publish_until=publish_until)
             )
-            await conn.execute(insert(SigningKey).values(**key.new_row()))
+            await conn.execute(insert(SigningKey).values(**key.new_row(), activates_at=key.activates_at))
             await append(conn, audit, self.hasher)
 
 
@@ -298,7 +280,9 @@ NONCE_CONSUME = (
     .values(consumed_at=bindparam("consumed"))
     .returning(_NONCES.c.oidc_nonce)
 )
-REFRESH_INSERT = insert(Base.metadata.tables[RefreshToken.__tablename__])
+_REFRESH_TABLE = Base.metadata.tables[RefreshToken.__tablename__]
+REFRESH_INSERT = insert(_REFRESH_TABLE)
+RETRY_SUPERSEDED = "superseded_by_retry"  # revoked_reason of a successor whose predecessor was retried
 
 _REFRESH_COLUMNS = (
     RefreshToken.token_hash,
@@ -328,3 +312,114 @@ def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
 def refresh_values(record: RefreshRecord) -> dict[str, object]:
     # RefreshRecord's fields are the refresh_tokens columns a new row sets, one for one.
     return dataclasses.asdict(record)
+
+
+async def _rotate_current(
+    conn: AsyncConnection, token_hash: str, client_id: str, new_hash: str, now: datetime
+) -> RefreshRecord | None:
+    """Rotate the family's current token: one conditional UPDATE, so one of two racing requests wins."""
+    row = (
+        await conn.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == token_hash,
+                RefreshToken.client_id == client_id,
+                RefreshToken.rotated_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+            .values(rotated_at=now, successor_hash=new_hash)
+            .returning(*_REFRESH_COLUMNS)
+        )
+    ).first()
+    return _refresh_record(row) if row is not None else None
+
+
+def _retry_conditions(
+    table: Any, token_hash: str, client_id: str, now: datetime, retry: RetryRule
+) -> list[ColumnElement[bool]]:
+    """The presented token may be retried: this client's, live, rotated within the window (and bound)."""
+    conditions = [
+        table.c.token_hash == token_hash,
+        table.c.client_id == client_id,
+        table.c.revoked_at.is_(None),
+        table.c.expires_at > now,
+        table.c.rotated_at > retry.since,
+    ]
+    if retry.bound_only:
+        conditions.append(table.c.dpop_jkt.is_not(None))
+    return conditions
+
+
+async def _rotate_again(
+    conn: AsyncConnection, token_hash: str, client_id: str, new_hash: str, now: datetime, retry: RetryRule
+) -> RefreshRecord | None:
+    """FAPI 2.0 Security Profile 5.3.2.1 (10): the retry of a rotation whose response was lost.
+
+    One conditional UPDATE decides it: the successor of the presented token is revoked only while nobody
+    used or revoked it, so of two racing retries (or a retry racing the successor's own use) exactly one
+    changes that row; the loser changes nothing. Then the presented token names its new successor.
+    """
+    previous = _REFRESH_TABLE.alias("previous")
+    successor = (
+        select(previous.c.successor_hash)
+        .where(*_retry_conditions(previous, token_hash, client_id, now, retry))
+        .scalar_subquery()
+    )
+    table = _REFRESH_TABLE
+    superseded = (
+        await conn.execute(
+            update(table)
+            .where(
+                table.c.token_hash == successor,
+                table.c.rotated_at.is_(None),
+                table.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now, revoked_reason=RETRY_SUPERSEDED)
+            .returning(table.c.token_hash)
+        )
+    ).first()
+    if superseded is None:
+        return None
+    row = (
+        await conn.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == token_hash, RefreshToken.successor_hash == superseded[0])
+            .values(successor_hash=new_hash)
+            .returning(*_REFRESH_COLUMNS)
+        )
+    ).first()
+    return _refresh_record(row) if row is not None else None
+
+
+async def _may_retry(
+    conn: AsyncConnection, found: Row[*tuple[Any, ...]], now: datetime, retry: RetryRule
+) -> bool:
+    """Would the retry rule admit this rotated token now (its successor unused and unrevoked)?"""
+    if found.successor_hash is None:
+        return False
+    previous = _REFRESH_TABLE.alias("previous")
+    table = _REFRESH_TABLE
+    row = (
+        await conn.execute(
+            select(table.c.token_hash).where(
+                table.c.token_hash == found.successor_hash,
+                table.c.rotated_at.is_(None),
+                table.c.revoked_at.is_(None),
+                select(previous.c.token_hash)
+                .where(*_retry_conditions(previous, found.token_hash, found.client_id, now, retry))
+                .exists(),
+            )
+        )
+    ).first()
+    return row is not None
+
+
+def _successor(old: RefreshRecord, new_hash: str, now: datetime) -> RefreshRecord:
+    return dataclasses.replace(
+        old,
+        token_hash=new_hash,
+        issued_at=now,
+        # The family keeps its absolute expiry: rotation never extends a session.
+        expires_at=old.expires_at,
+    )

@@ -210,3 +210,28 @@ def test_an_erc1155_gate_needs_a_token_id(evm: Anvil, world: World) -> None:
     )
     with pytest.raises(ValueError, match="token_id is required for erc1155"):
         build_sources(settings)
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_settings_name_the_sources_build_sources_builds(required: bool) -> None:
+    """Settings decides "is there a gate?" (production start-up) from the same sources the reader runs."""
+    from app.settings import ChainSettings
+
+    address = "0x" + "ab" * 20
+    config = ChainSettings(
+        chain_id=1,
+        rpc_urls=["https://rpc.example"],
+        registry=address,
+        sanctions_oracle=address,
+        sanctions_required=required,
+        identity_registry=address,
+        identity_required=required,
+        eas=EasSource(address=address, schema_uid=SCHEMA, trusted_attesters=[address], required=required),
+        token_gates=[
+            TokenGate(standard="erc20", address=address, required=required),
+            TokenGate(standard="erc1155", address=address, token_id=7, required=not required),
+        ],
+    )
+    built = {source.name.lower(): source.required for source in build_sources(config)}
+    assert {name.lower(): req for name, req in config.compliance_sources().items()} == built
+    assert len(built) == 6

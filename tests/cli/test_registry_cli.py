@@ -615,6 +615,7 @@ def test_development_key_is_refused_in_production(cli: Cli, tmp_path: Path) -> N
         issuer="https://auth.example.com",
         secret_key="p" * 40,
         dev_chain=True,
+        compliance="off",  # production without a chain: allowed only with the gate off on purpose
     )
     assert production.dev_chain is False
     assert "no registry configured" in cli(*grant_args(wallet()), using=production).err

@@ -182,6 +182,11 @@ def page_view(page: httpx.Response) -> dict[str, Any]:
     return view
 
 
+def page_headers(view: dict[str, Any]) -> dict[str, str]:
+    """What the page's script sends with its calls: the CSRF token it was rendered with (app/http/csrf.py)."""
+    return {"X-CSRF-Token": view["csrf_token"]}
+
+
 def siwe_message(view: dict[str, Any], address: str, chain_id: int | None = None) -> str:
     """The EIP-4361 text the hosted page builds from its view."""
     s = view["siwe"]
@@ -207,7 +212,7 @@ async def wallet_signs(
 ) -> httpx.Response:
     message = siwe_message(view, wallet.address)
     body = {"message": message, "signature": sign(wallet, message), **extra}
-    return await http.post(view["endpoints"]["signin"], json=body)
+    return await http.post(view["endpoints"]["signin"], json=body, headers=page_headers(view))
 
 
 def redirect_params(location: str) -> dict[str, str]:
@@ -221,6 +226,8 @@ class Authorized:
     nonce: str
     verifier: str
     params: dict[str, str]
+    view: dict[str, Any] = field(default_factory=dict)  # the page's interaction view, before the signature
+    consent: dict[str, Any] = field(default_factory=dict)  # what the consent screen showed
 
 
 async def authorize(
@@ -251,9 +258,12 @@ async def authorize(
     view = page_view(page)
     signed = await wallet_signs(flow.http, view, wallet)
     assert signed.status_code == 200, signed.text
-    decided = await flow.http.post(view["endpoints"]["consent"], json={"approve": approve})
+    decided = await flow.http.post(
+        view["endpoints"]["consent"], json={"approve": approve}, headers=page_headers(view)
+    )
     assert decided.status_code == 200, decided.text
     location = decided.json()["redirect_to"]
     assert location.split("?")[0] == flow.redirect_uri.split("?")[0], location
     got = redirect_params(location)
-    return Authorized(got.get("code", ""), state, nonce, verifier, got)
+    consent = signed.json().get("consent", {})
+    return Authorized(got.get("code", ""), state, nonce, verifier, got, view, consent)

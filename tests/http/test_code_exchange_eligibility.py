@@ -78,7 +78,10 @@ async def test_an_eligible_wallet_exchanges_its_code(h: Harness) -> None:
     assert reply.status_code == 200, reply.text
     access = jwt.decode(reply.json()["access_token"], options={"verify_signature": False})
     assert access["sub"] == f"did:pkh:eip155:{DEV_CHAIN}:{PROFESSIONAL.address}"
-    assert access["compliance"]["investor_class"] == "professional"
+    # openid alone asks for no compliance fact: the access token names only the decision it rests on
+    # (tests/http/test_oidc_core_5_4_compliance_claim.py has the scopes that carry more)
+    assert set(access["compliance"]) == {"source", "chain_id", "block"}
+    assert access["compliance"]["source"] == "registry" and access["compliance"]["chain_id"] == DEV_CHAIN
 
 
 async def test_a_wallet_revoked_before_the_exchange_gets_no_tokens(h: Harness) -> None:

@@ -104,7 +104,10 @@ async def test_eddsa_signing(tmp_path: Any, clock: Any, sqlite_url: str, wallet:
 
 async def test_health_and_ready(harness: Harness) -> None:
     assert (await harness.client.get("/health")).json() == {"status": "ok"}
-    assert (await harness.client.get("/ready")).json() == {"status": "ready"}
+    ready = (await harness.client.get("/ready")).json()
+    assert (
+        ready["status"] == "ready" and ready["compliance"] == "required" and ready["audit_sink"]["ok"] is True
+    )
     await harness.app.state.provider.store.engine.dispose()  # the pool reopens on demand: still ready
     assert (await harness.client.get("/ready")).status_code == 200
 

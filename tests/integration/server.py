@@ -24,8 +24,11 @@ class ServerProcess:
     """``portcullis serve`` listening on 127.0.0.1. ``public_host`` names it in the issuer URL: ``localhost``
     for browser tests of WebAuthn, whose relying party id must be a domain, never an IP address."""
 
-    def __init__(self, data_dir: Path, *, public_host: str = "127.0.0.1", **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, *, public_host: str = "127.0.0.1", log_file: Path | None = None, **env: str
+    ) -> None:
         self.port = free_port()
+        self.log_file = log_file  # where the server's stdout and stderr go (default: the test's own)
         self.url = f"http://{public_host}:{self.port}"
         if public_host != "127.0.0.1":
             env = {"PORTCULLIS_ISSUER": self.url, **env}
@@ -50,7 +53,14 @@ class ServerProcess:
         )
 
     def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli.main", "serve"], env=self.env)
+        out = open(self.log_file, "wb") if self.log_file else None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli.main", "serve"], env=self.env, stdout=out, stderr=out
+            )
+        finally:
+            if out is not None:
+                out.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

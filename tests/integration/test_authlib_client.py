@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 
 from tests.conftest import sign
-from tests.flow.client import page_view, siwe_message
+from tests.flow.client import page_headers, page_view, siwe_message
 from tests.integration.server import ServerProcess, free_port
 
 _WHY = "authlib is not installed: pip install -e '.[test]' (or .venv/bin/pip install authlib)"
@@ -77,10 +77,14 @@ def wallet_approves(authorization_url: str, wallet: Any) -> str:
         message = siwe_message(view, wallet.address)
         base = f"{urlsplit(authorization_url).scheme}://{urlsplit(authorization_url).netloc}"
         signed = browser.post(
-            base + view["endpoints"]["signin"], json={"message": message, "signature": sign(wallet, message)}
+            base + view["endpoints"]["signin"],
+            json={"message": message, "signature": sign(wallet, message)},
+            headers=page_headers(view),
         )
         assert signed.status_code == 200, signed.text
-        decided = browser.post(base + view["endpoints"]["consent"], json={"approve": True})
+        decided = browser.post(
+            base + view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
+        )
         assert decided.status_code == 200, decided.text
         location: str = decided.json()["redirect_to"]
         return location

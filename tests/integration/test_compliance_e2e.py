@@ -1,5 +1,6 @@
 """The compliance loop end to end on a real anvil: a compliance officer grants with the CLI, the wallet signs
-in and its token carries the compliance claim, the officer revokes with the CLI, and within seconds the
+in and its token carries the compliance claim when the `compliance` scope asks for it (a trading scope alone
+gets only what the backend enforces), the officer revokes with the CLI, and within seconds the
 server refuses refresh and new sign-ins. The measured delay is printed (the benchmark is
 bench/revocation_delay.py; target < 2 s from the revoking block with 1 s polling)."""
 
@@ -58,10 +59,15 @@ async def registry_cli(settings: Settings, *argv: str) -> int:
     return code
 
 
-async def sign_in(h: Harness, wallet: Any) -> Any:
+async def sign_in(h: Harness, wallet: Any, scope: str = "openid compliance") -> Any:
     offer = (await h.client.post("/siwe/nonce")).json()
     message = siwe_text(offer, wallet.address, issued_at=h.clock.now())
-    return await h.client.post("/siwe/verify", json={"message": message, "signature": sign(wallet, message)})
+    body = {"message": message, "signature": sign(wallet, message), "scope": scope}
+    return await h.client.post("/siwe/verify", json=body)
+
+
+def unverified(token: str) -> Any:
+    return jwt.decode(token, options={"verify_signature": False})
 
 
 async def refresh(h: Harness, token: str) -> Any:
@@ -100,6 +106,16 @@ async def test_grant_sign_in_revoke_refused(
             and compliance["source"] == "registry"
         )
         assert claims["exp"] <= compliance["valid_until"]
+        assert unverified(tokens["id_token"])["compliance"] == compliance
+        trading = await sign_in(h, wallet, "openid perps:trade")
+        assert trading.status_code == 200 and trading.json()["scope"] == "openid perps:trade", trading.text
+        assert "compliance" not in unverified(trading.json()["id_token"])
+        minimal = unverified(trading.json()["access_token"])["compliance"]
+        assert set(minimal) == {"source", "chain_id", "block", "investor_class", "valid_until"}, minimal
+        assert (
+            minimal["investor_class"] == "professional"
+            and minimal["valid_until"] == compliance["valid_until"]
+        )
         rotated = await refresh(h, tokens["refresh_token"])
         assert rotated.status_code == 200 and "compliance" in jwt.decode(
             rotated.json()["access_token"], options={"verify_signature": False}

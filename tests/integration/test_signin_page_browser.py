@@ -11,6 +11,7 @@ consent and leaves the code field usable; a wallet without a passkey is told so 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import pyotp
 import pytest
 from eth_account import Account
 
+from app.chain.devchain import DEV_ACCOUNTS
 from tests.conftest import sign, siwe_text
 from tests.integration.server import ServerProcess
 from tests.integration.test_openid_client_e2e import (
@@ -53,6 +55,22 @@ def relying_party() -> RelyingParty:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, relying_party: RelyingParty) -> Iterator[ServerProcess]:
     with serve(tmp_path_factory.mktemp("page"), relying_party) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def dev_chain_server(
+    tmp_path_factory: pytest.TempPathFactory, relying_party: RelyingParty
+) -> Iterator[ServerProcess]:
+    """The embedded development chain with its ComplianceRegistry (wallet #2 seeded as a German
+    professional), and the RP registered for the trading and compliance scopes."""
+    data_dir = tmp_path_factory.mktemp("registry")
+    clients_file = data_dir / "clients.json"
+    registration = {**relying_party.registration(), "scope": "openid perps:trade compliance"}
+    clients_file.write_text(json.dumps([registration]), encoding="utf-8")
+    with ServerProcess(
+        data_dir, PORTCULLIS_CLIENTS_FILE=str(clients_file), PORTCULLIS_DEV_CHAIN="true"
+    ) as running:
         yield running
 
 
@@ -261,3 +279,35 @@ def test_a_wallet_without_a_passkey_is_told_and_can_use_a_code(
     claims = result["id_token_claims"]
     assert claims["acr"] == MFA_ACR and {"siwe", "otp", "mfa"} <= set(claims["amr"])
     assert "hwk" not in claims["amr"]
+
+
+@needs_rp
+@pytest.mark.parametrize("asks_for_the_claim", [False, True])
+def test_the_page_lists_the_compliance_facts_the_tokens_carry(
+    dev_chain_server: ServerProcess, relying_party: RelyingParty, asks_for_the_claim: bool
+) -> None:
+    """docs/POLICY.md "Claims": perps:trade alone puts the investor class and the record's end in the access
+    token, and nothing in the ID token or at userinfo; the compliance scope adds every fact. The page says
+    which, before the signature and at consent, in words."""
+    scope = "openid perps:trade compliance" if asks_for_the_claim else "openid perps:trade"
+    key = DEV_ACCOUNTS[2].private_key
+    result = run_flow(dev_chain_server, relying_party, "allow", wallet_key=key, scope=scope)
+    assert result["ok"], explain(result)
+    assert result["scope"] == scope
+    consent = result["consent_text"]
+    assert "The tokens the app receives will carry these facts about you:" in consent, consent
+    assert "investor class (retail, professional or eligible counterparty): professional" in consent
+    assert "When your compliance record expires: " in consent
+    assert "That you have a record in the compliance registry (chain 31337, block " in consent
+    assert "If you have a compliance record, the tokens the app receives will carry" in result["signin_text"]
+    carried = result["access_token_claims"]["compliance"]
+    if asks_for_the_claim:
+        assert "Your country of residence: DE" in consent and "(KYC) level: 2" in consent, consent
+        assert "Your country of residence" in result["signin_text"]
+        assert result["id_token_claims"]["compliance"] == carried and carried["residence"] == "DE"
+        assert result["userinfo"]["compliance"] == carried
+    else:
+        assert "residence" not in consent and "KYC" not in consent, consent
+        assert "residence" not in result["signin_text"], result["signin_text"]
+        assert "compliance" not in result["id_token_claims"] and "compliance" not in result["userinfo"]
+        assert set(carried) == {"source", "chain_id", "block", "investor_class", "valid_until"}, carried

@@ -130,9 +130,11 @@ class Auth:
         return client.client_id
 
     async def refused(self, key: Any = KEY_A, kid: str = "a") -> str:
+        """Why the assertion was refused: logged only; the client is told what an unknown client is told."""
         with pytest.raises(InvalidClient) as caught:
             await self(key, kid)
-        return caught.value.description
+        assert caught.value.description == "client authentication failed"
+        return caught.value.debug or ""
 
 
 AFTER_MIN_REFETCH = DEFAULT_MIN_REFETCH.total_seconds() + 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from sqlalchemy import select
 
@@ -13,8 +15,10 @@ from app.bootstrap import key_activation
 from app.oidc import keys
 from app.settings import load_settings
 from app.storage.models import SigningKey
-from tests.conftest import FakeClock, make_settings, running_app
+from tests.conftest import TEST_SECRET, FakeClock, make_settings, running_app
 from tests.http.test_rfc6749_refresh import sign_in
+
+TEST_SECRET_BYTES = TEST_SECRET.encode()
 
 
 def test_thumbprint_matches_rfc7638_example() -> None:
@@ -60,7 +64,7 @@ async def test_start_fails_clearly_with_another_secret(
             pass
 
 
-async def test_rotation_keeps_old_key_published_until_its_tokens_expire(
+async def test_rotation_publishes_first_signs_later_and_keeps_the_old_key(
     tmp_path: Path, sqlite_url: str, clock: FakeClock, wallet: Any
 ) -> None:
     settings = make_settings(tmp_path, database_url=sqlite_url)
@@ -69,25 +73,27 @@ async def test_rotation_keeps_old_key_published_until_its_tokens_expire(
         old_kid = p.keys.ring.active.kid
         tokens = await sign_in(h, wallet)
         describe = key_activation(p.auditor, RequestMeta(operator="test"), "test rotation")
-        p.keys.ring = await keys.rotate(
-            p.key_store, b"unused", "ES256", clock.now(), p.key_publish_window, describe
-        )
-        new_kid = p.keys.ring.active.kid
-        assert new_kid != old_kid
+        new = await keys.rotate(p.key_store, TEST_SECRET_BYTES, "ES256", clock.now(), p.key_timing, describe)
+        p.keys.schedule = keys.load_schedule(await p.key_store.list_keys(), TEST_SECRET_BYTES, clock.now())
+        lead = p.key_timing.lead.total_seconds()
+        assert lead == settings.jwks_max_age_seconds + settings.key_reload_seconds + 2
+        # published at once, signing only after the lead: the old key goes on signing until then
+        jwks = await h.client.get("/jwks")
+        assert [k["kid"] for k in jwks.json()["keys"]] == [old_kid, new.kid]
+        assert jwks.headers["cache-control"] == f"max-age={settings.jwks_max_age_seconds}"
+        assert jwt.get_unverified_header((await sign_in(h, wallet))["access_token"])["kid"] == old_kid
+        clock.advance(lead - 1)
+        assert jwt.get_unverified_header((await sign_in(h, wallet))["access_token"])["kid"] == old_kid
+        clock.advance(1)  # no reload needed: the replica switches by the stored time and its clock
+        assert jwt.get_unverified_header((await sign_in(h, wallet))["access_token"])["kid"] == new.kid
         kids = [k["kid"] for k in (await h.client.get("/jwks")).json()["keys"]]
-        assert kids == [new_kid, old_kid]
+        assert kids == [new.kid, old_kid]
         # a token signed before the rotation still validates
         r = await h.client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         assert r.status_code == 200
-        # new tokens are signed with the new key
-        fresh = await sign_in(h, wallet)
-        import jwt
-
-        assert jwt.get_unverified_header(fresh["access_token"])["kid"] == new_kid
         # once every token the old key signed has expired, it leaves the JWKS
         clock.advance(p.key_publish_window.total_seconds() + 1)
-        p.keys.ring = keys.build_keyring(await p.key_store.list_keys(), b"unused", clock.now())
-        assert [k["kid"] for k in (await h.client.get("/jwks")).json()["keys"]] == [new_kid]
+        assert [k["kid"] for k in (await h.client.get("/jwks")).json()["keys"]] == [new.kid]
 
 
 def test_cli_rotate_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
@@ -96,14 +102,24 @@ def test_cli_rotate_and_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
     from app.cli.main import main
 
     monkeypatch.setenv("PORTCULLIS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PORTCULLIS_JWKS_MAX_AGE_SECONDS", "120")
     assert main(["keys", "list"]) == 0
     before = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(before) == 1 and before[0]["active"]
+    assert len(before) == 1 and before[0]["state"] == "signing"
     assert main(["keys", "rotate"]) == 0
-    after = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = capsys.readouterr()
+    after = {k["kid"]: k for k in map(json.loads, out.out.splitlines())}
     assert len(after) == 2
-    assert [k["kid"] for k in after if not k["active"]] == [before[0]["kid"]]
-    assert after[0]["published_until"] is not None
+    old = after.pop(before[0]["kid"])
+    (new,) = after.values()
+    assert old["state"] == "signing" and new["state"] == "next"
+    # the old key retires when the new one starts signing and stays published its tokens' lifetime after
+    assert old["published_until"] is not None and new["published_until"] is None
+    starts = datetime.fromisoformat(new["activates_at"])
+    created = datetime.fromisoformat(new["created_at"])
+    assert (starts - created).total_seconds() == 120 + 30 + 2
+    assert f"new key {new['kid']} is published now and starts signing at {new['activates_at']}" in out.err
+    assert "(in 152 s" in out.err
     # the CLI used the development secret the server would use
     assert (tmp_path / "secret.key").exists()
     assert load_settings().data_dir == tmp_path

@@ -36,7 +36,9 @@ def _run(argv: list[str], settings: Any = None, **kwargs: Any) -> tuple[int, str
 def test_check_default() -> None:
     code, out, err = _run(["policy", "check"])
     assert code == 0, err
-    assert out.startswith(f"{DEFAULT_POLICY_PATH}: ok: 11 scopes (openid profile portfolio:read perps:trade")
+    assert out.startswith(
+        f"{DEFAULT_POLICY_PATH}: ok: 12 scopes (openid profile compliance portfolio:read perps:trade"
+    )
     assert "authorization details: derivatives_trade, withdrawal; sha256:" in out
 
 

@@ -383,6 +383,7 @@ def test_discovery_lists(default_policy: Policy) -> None:
     assert default_policy.scopes_supported("wallet") == [
         "openid",
         "profile",
+        "compliance",
         "portfolio:read",
         "perps:trade",
         "options:trade",

@@ -285,3 +285,28 @@ def test_key_lines() -> None:
     assert lines[("arr", 1, "sub", "w")] == 16
     assert locate.line_of(lines, ("t", "list", 0, "k")) == 6
     assert locate.line_of(lines, ("missing",)) == 1
+
+
+def test_scopes_declare_the_claims_they_release() -> None:
+    text = MINIMAL + (
+        '\n[scopes.compliance]\nclaims = ["compliance"]\n'
+        '\n[scopes."perps:trade"]\naccess_token_compliance = ["valid_until", "investor_class"]\n'
+    )
+    policy = parse_policy(text)
+    assert policy.releases(["openid", "compliance"], "compliance")
+    assert not policy.releases(["openid", "perps:trade"], "compliance")
+    assert policy.access_token_compliance(["openid", "perps:trade"]) == {"valid_until", "investor_class"}
+    assert policy.access_token_compliance(["openid", "unknown"]) == frozenset()
+
+
+def test_claim_declarations_are_checked() -> None:
+    text = MINIMAL + (
+        '\n[scopes.a]\nclaims = ["email"]\naccess_token_compliance = ["aml_risk"]\n'
+        '\n[scopes."service:x"]\nclients = ["service"]\naccess_token_compliance = ["valid_until"]\n'
+    )
+    assert _problems(text) == [
+        "p.toml:9: scopes.a.claims: unknown claim 'email'; known: compliance",
+        "p.toml:10: scopes.a.access_token_compliance: unknown fact 'aml_risk'; known: residence, "
+        "investor_class, kyc_level, flags, valid_until",
+        'p.toml:12: scopes."service:x": a service-only scope cannot carry claims about a wallet holder',
+    ]

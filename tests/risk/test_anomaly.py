@@ -164,3 +164,22 @@ async def test_unreachable_redis_is_not_healthy_and_still_locks() -> None:
         assert [e.what for e in events] == ["address"]
     finally:
         await store.close()
+
+
+async def test_ends_and_marks(store: CounterStore) -> None:
+    # what app.risk.client_guard reads in one call: each key's end, a mark set whatever was there
+    assert await store.ends(["a", "b"], 100.0) == [None, None]
+    assert await store.lock("a", 100.0, 160.0)
+    await store.mark("b", 100.0, 130.0)
+    await store.mark("b", 100.0, 120.0)  # a mark is replaced, not kept as a lock would be
+    assert await store.ends(["a", "b", "c"], 110.0) == [160.0, 120.0, None]
+    assert await store.ends(["a", "b"], 125.0) == [160.0, None]
+
+
+async def test_ends_and_marks_fall_back_while_redis_is_down() -> None:
+    redis = RedisCounterStore(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.2)
+    try:
+        await redis.mark("trusted", 100.0, 200.0)  # kept by this process: never lost, never fails open
+        assert await redis.ends(["trusted", "other"], 150.0) == [200.0, None]
+    finally:
+        await redis.close()

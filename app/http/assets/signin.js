@@ -32,6 +32,12 @@
     list.hidden = items.length === 0;
   }
 
+  // The compliance facts the tokens will carry, under their sentence; both hidden when there are none.
+  function fillCompliance(list, intro, items) {
+    fill(list, items || []);
+    intro.hidden = list.hidden;
+  }
+
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = false;
@@ -78,7 +84,15 @@
       response = await fetch(url, {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        // The page's policy is no-referrer, under which a POST's Origin is "null" (Fetch Standard 3.1);
+        // same-origin sends the real origin to this server only, and never a Referer elsewhere.
+        referrerPolicy: "same-origin",
+        // The CSRF token the page was rendered with (app/http/csrf.py), bound to this browser's cookie.
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          "X-CSRF-Token": String(view.csrf_token || ""),
+        },
         body: JSON.stringify(body),
       });
     } catch {
@@ -226,6 +240,7 @@
       $("consent-details"),
       (consent.authorization_details || []).map((d) => d.summary || d.type),
     );
+    fillCompliance($("consent-compliance"), $("consent-compliance-intro"), consent.compliance);
     $("consent").hidden = false;
     $("allow").focus();
   }
@@ -246,6 +261,7 @@
   $("client-name").textContent = clientLabel;
   fill($("scope-list"), (view.scopes || []).map((s) => s.description || s.scope));
   fill($("detail-list"), (view.authorization_details || []).map((d) => d.summary || d.type));
+  fillCompliance($("compliance-list"), $("compliance-intro"), view.compliance);
   $("step-up-note").hidden = !view.step_up;
   connect.addEventListener("click", signIn);
   factorForm.addEventListener("submit", submitFactor);

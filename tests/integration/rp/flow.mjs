@@ -191,6 +191,7 @@ const scenarios = {
   async allow({ config, dpop, page, wallet }) {
     const { url, checks } = await authorizationRequest(config, dpop);
     await openPage(page, url);
+    result.signin_text = (await page.locator("#signin").innerText()).trim();
     await page.click("#connect");
     await page.locator("#consent").waitFor({ state: "visible" });
     result.consent_text = (await page.locator("#consent").innerText()).trim();
