@@ -37,6 +37,7 @@ from web3.providers.async_base import AsyncJSONBaseProvider
 from web3.providers.base import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
+from app import strict_json
 from app.chain import artifacts
 from app.chain.devchain_rpc import (
     INVALID_REQUEST,
@@ -420,8 +421,8 @@ def dev_chain_routes(chain: DevChain) -> list[Route]:
             too_deep = RpcError(INVALID_REQUEST, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
             return JSONResponse(error_response(None, too_deep))
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            payload = strict_json.loads(body)  # no lone surrogate reaches a reply that must encode as UTF-8
+        except strict_json.JsonRejected:
             # JSON-RPC answers a parse error with HTTP 200 and id null.
             return JSONResponse(error_response(None, RpcError(PARSE_ERROR, "parse error")))
         response = await chain.handle(payload)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 from app.errors import InvalidRequest, PayloadTooLarge
-from app.json_depth import MAX_JSON_DEPTH, json_depth_ok
+from app.strict_json import JsonRejected, loads
 
 MAX_BODY = 64 * 1024
 
@@ -37,12 +36,10 @@ async def read_json_object(request: Request, *, optional: bool = False) -> dict[
         if optional:
             return {}
         raise InvalidRequest("a JSON object body is required")
-    if not json_depth_ok(raw):
-        raise InvalidRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("the body is not valid JSON") from None
+        value = loads(raw)  # RFC 7493: no repeated member, no lone surrogate, as read_form refuses repeats
+    except JsonRejected as exc:
+        raise InvalidRequest(f"the JSON body is refused: {exc.reason}") from None
     if not isinstance(value, dict):
         raise InvalidRequest("the body must be a JSON object")
     return value

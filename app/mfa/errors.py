@@ -41,6 +41,15 @@ class StrongAuthenticationRequired(MfaError):
         self.max_age = max_age
 
 
+class InvalidSubject(MfaError, ValueError):
+    """The subject named is not a ``did:pkh:eip155`` account (the only kind second factors bind to).
+
+    A ValueError too, as it was before it had a class: callers that catch ValueError keep working.
+    """
+
+    code = "invalid_request"
+
+
 class UnknownFactor(MfaError):
     """No factor with that id belongs to the subject (or it is not in the state the operation needs)."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app.mfa.errors import InvalidSubject
+
 _DID_PKH = re.compile(r"did:pkh:eip155:([1-9][0-9]{0,77}):(0x[0-9a-fA-F]{40})")
 
 
@@ -19,8 +21,8 @@ class WalletSubject:
 
 
 def parse_subject(subject: str) -> WalletSubject:
-    """Split a did:pkh subject; ValueError if ``subject`` is not one (a programming error upstream)."""
-    match = _DID_PKH.fullmatch(subject)
+    """Split a did:pkh subject; InvalidSubject (a 400 at the HTTP face) if ``subject`` is not one."""
+    match = _DID_PKH.fullmatch(subject) if isinstance(subject, str) else None
     if match is None:
-        raise ValueError("second factors bind to a did:pkh:eip155 subject")
+        raise InvalidSubject("subject must be a did:pkh:eip155:<chain id>:<address> account")
     return WalletSubject(int(match.group(1)), match.group(2))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +47,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from app import strict_json
 from app.mfa.errors import (
     ChallengeUnavailable,
     CounterRegression,
@@ -171,8 +171,8 @@ def _as_json(credential: Credential) -> str | dict[str, Any]:
 def challenge_of(credential: Credential) -> bytes:
     """The challenge a response answers (from its clientDataJSON), to find the stored one by."""
     try:
-        body = json.loads(credential) if isinstance(credential, str) else credential
-        client_data = json.loads(base64url_to_bytes(body["response"]["clientDataJSON"]))
+        body = strict_json.loads(credential) if isinstance(credential, str) else credential
+        client_data = strict_json.loads(base64url_to_bytes(body["response"]["clientDataJSON"]))
         challenge = base64url_to_bytes(client_data["challenge"])
     except (*_PARSE_ERRORS, AttributeError) as exc:
         raise MalformedCredential("the response carries no readable clientDataJSON challenge") from exc
@@ -184,7 +184,7 @@ def challenge_of(credential: Credential) -> bytes:
 def credential_id_of(credential: Credential) -> bytes:
     """The credential id a response names (``rawId``), to find the stored public key by."""
     try:
-        body = json.loads(credential) if isinstance(credential, str) else credential
+        body = strict_json.loads(credential) if isinstance(credential, str) else credential
         raw = base64url_to_bytes(body["rawId"])
     except (*_PARSE_ERRORS, AttributeError) as exc:
         raise MalformedCredential("the response carries no readable rawId") from exc

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from app import strict_json
 from app.clock import Clock
 from app.errors import OAuthError, TemporarilyUnavailable, quoted
 
@@ -308,9 +309,12 @@ async def verify_proof(
 
     try:
         signed = jwt.PyJWS().decode_complete(proof, key=key, algorithms=[alg])
-        claims = json.loads(signed["payload"])
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise invalid("the DPoP proof signature is invalid", debug=str(exc)) from exc
+    try:
+        claims = strict_json.loads(signed["payload"])  # its jti is stored: no lone surrogate, no repeats
+    except strict_json.JsonRejected as exc:
+        raise invalid(f"the DPoP proof payload is refused: {exc.reason}") from None
     if not isinstance(claims, dict):
         raise invalid("the DPoP proof payload is not a JSON object")
 

@@ -10,7 +10,6 @@ type, an unknown field, a field of the wrong type or value and a missing require
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -19,6 +18,7 @@ from typing import Any
 
 from app.policy.caip import parse_account_id
 from app.policy.errors import InvalidAuthorizationDetails
+from app.strict_json import JsonRejected, loads
 
 AUTHORIZATION_DETAILS_TYPES = ("derivatives_trade", "withdrawal")
 ACTIONS = ("place_order", "amend_order", "cancel_order", "close_position")
@@ -55,9 +55,9 @@ def parse_authorization_details(raw: str | list[Any] | None) -> list[Detail]:
                 "authorization_details", f"longer than {MAX_RAW_CHARS} characters"
             )
         try:
-            value = json.loads(raw, parse_constant=_no_constant)
-        except ValueError:
-            raise InvalidAuthorizationDetails("authorization_details", "not valid JSON") from None
+            value = loads(raw)
+        except JsonRejected as exc:
+            raise InvalidAuthorizationDetails("authorization_details", exc.reason) from None
     if not isinstance(value, list):
         raise InvalidAuthorizationDetails("authorization_details", "must be a JSON array of objects")
     if len(value) > MAX_DETAILS:
@@ -91,10 +91,6 @@ def parse_detail(item: Any, where: str) -> Detail:
 
 
 # ---------------------------------------------------------------- field checks
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _printable(name: str) -> str:
