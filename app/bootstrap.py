@@ -166,14 +166,15 @@ def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -
     if dev_chain is None:
         return ChainAccess(settings.chains, clock)
     url = "inprocess://dev-chain"
-    config = ChainSettings(
-        chain_id=dev_chain.chain_id,
-        rpc_urls=[url],
-        registry=dev_chain.registry_address,
-        multicall=None,
-        sanctions_required=False,
-    )
+    config = dev_chain_settings(dev_chain.chain_id, url, dev_chain.registry_address)
     return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)})
+
+
+def dev_chain_settings(chain_id: int, rpc_url: str, registry: str) -> ChainSettings:
+    """How the development chain is read: by the server in-process, by ``policy explain`` over RPC."""
+    return ChainSettings(
+        chain_id=chain_id, rpc_urls=[rpc_url], registry=registry, multicall=None, sanctions_required=False
+    )
 
 
 def key_activation(auditor: events.Auditor, meta: events.RequestMeta, why: str) -> keys.Describe:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from app.audit.events import RequestMeta
+from app.chain.types import ComplianceDecision
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
-from app.policy.facts import ComplianceFacts, facts_from_decision
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -130,33 +130,41 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _policy(settings: Settings, args: argparse.Namespace) -> int:
-    """``portcullis policy``: ``explain`` reads the account's facts from the chain the server reads."""
+    """``portcullis policy``: ``explain`` reads the account's compliance decision as the server reads it."""
 
-    async def facts_for(address: str) -> ComplianceFacts:
+    async def decision_for(address: str, chain_id: int | None) -> ComplianceDecision | None:
+        from app import bootstrap
         from app.chain.access import ChainAccess
-        from app.cli.registry_chain import resolve_target
+        from app.cli.registry_chain import fetch_dev_chain
         from app.clock import SystemClock
-        from app.settings import ChainSettings
+        from app.oauth.compliance import decide_on
 
-        target = resolve_target(settings, None)  # the configured chain, or make run's development chain
-        config = ChainSettings(
-            chain_id=target.chain_id,
-            rpc_urls=list(target.rpc_urls),
-            registry=target.registry,
-            eligibility=target.eligibility,
-            multicall=None,
-        )
         clock = SystemClock()
-        access = ChainAccess([config], clock)
+        if settings.chains:  # the configured chains, every compliance source included, as the server has them
+            wanted = chain_id if chain_id is not None else settings.default_chain_id
+            if settings.chain(wanted) is None:
+                known = ", ".join(str(c.chain_id) for c in settings.chains)
+                raise policy_cli.UsageError(f"chain {wanted} is not configured (PORTCULLIS_CHAINS: {known})")
+            access = bootstrap.chain_access(settings, clock, None)
+        elif settings.dev_chain and settings.mode == "development":  # make run's chain, over its RPC
+            target = fetch_dev_chain(settings)
+            wanted = target.chain_id if chain_id is None else chain_id
+            if wanted != target.chain_id:
+                raise policy_cli.UsageError(
+                    f"chain {wanted} is not configured (only the development chain {target.chain_id} is)"
+                )
+            config = bootstrap.dev_chain_settings(target.chain_id, target.rpc_urls[0], target.registry)
+            access = ChainAccess([config], clock)
+        else:
+            raise policy_cli.UsageError(
+                "no chain is configured (PORTCULLIS_CHAINS): give the account's facts with --facts JSON"
+            )
         try:
-            chain = access.get(target.chain_id)
-            assert chain is not None and chain.reader is not None
-            decision = await chain.reader.decide(address)
+            return await decide_on(access, wanted, address)
         finally:
             await access.close()
-        return facts_from_decision(decision, clock.now())
 
-    return policy_cli.run(settings, args, facts_for=facts_for)
+    return policy_cli.run(settings, args, decision_for=decision_for)
 
 
 def operator() -> RequestMeta:
