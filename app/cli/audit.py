@@ -58,9 +58,21 @@ async def _with_store(settings: Settings, fn: Callable[[SqlStore], Any]) -> Any:
         await engine.dispose()
 
 
-def verify(settings: Settings, from_seq: int) -> int:
+def verify(settings: Settings, from_seq: int, allow_missing_checkpoints: bool = False) -> int:
+    """0: the log verifies; 1: it is broken, or cannot be checked (checkpoint file missing, another log's)."""
+
     async def run(store: SqlStore) -> int:
-        report = await verify_log(store, store, _sink(settings), from_seq, progress=_progress(sys.stderr))
+        report = await verify_log(
+            store,
+            store,
+            _sink(settings),
+            from_seq,
+            progress=_progress(sys.stderr),
+            allow_missing_sink=allow_missing_checkpoints,
+        )
+        if report.error is not None:
+            print(f"audit log NOT VERIFIED: {report.error}", file=sys.stderr)
+            return 1
         if report.ok:
             first = report.first_seq if report.first_seq is not None else "-"
             print(
@@ -116,6 +128,7 @@ def export(
         rows = [e async for e in _select(store, lo, hi, subject)]
         cps = await store.checkpoints()
         keys = {k.kid: json.loads(k.public_jwk) for k in await store.audit_keys()}
+        log_id = await store.log_id()
         anchor = GENESIS
         if rows and rows[0]["seq"] > 1:
             anchor = rows[0]["prev_hash"]
@@ -123,6 +136,7 @@ def export(
         covering = [c for c in cps if rows and c.seq >= rows[0]["seq"]]
         proof = {
             "kind": "proof",
+            "log_id": log_id,
             "since": lo,
             "until": hi,
             "subject": subject,
@@ -159,7 +173,8 @@ def export(
 
 
 def _cp(cp: Any) -> dict[str, Any]:
-    return {"seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "kid": cp.kid, "signature": cp.signature}
+    doc = {"seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "kid": cp.kid, "signature": cp.signature}
+    return doc | ({"log_id": cp.log_id} if cp.log_id is not None else {})
 
 
 def _line(e: dict[str, Any]) -> str:

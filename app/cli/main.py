@@ -118,7 +118,7 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from app.cli import audit
 
     if args.action == "verify":
-        return audit.verify(settings, args.from_seq)
+        return audit.verify(settings, args.from_seq, args.allow_missing_checkpoints)
     if args.action == "export":
         if args.output:
             with open(args.output, "w", newline="") as out:
@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="recompute the hash chain and checkpoints")
     verify.add_argument("--from", dest="from_seq", type=int, default=1, help="start at this sequence number")
+    verify.add_argument(
+        "--allow-missing-checkpoints",
+        action="store_true",
+        help="verify against the database's own checkpoints when the external checkpoint file is missing",
+    )
     verify.set_defaults(fn=_audit)
     export = audit_sub.add_parser("export", help="an extract with its chain proof")
     export.add_argument("--since", help="date or RFC 3339 time (inclusive)")
