@@ -74,19 +74,21 @@ class Runtime:
     checkpointer: checkpoints.Checkpointer
 
 
-async def start(
-    settings: Settings,
-    clock: Clock | None = None,
-    entropy: Entropy | None = None,
-    meta: events.RequestMeta | None = None,
-    dev_chain: DevChain | None = None,
-) -> Runtime:
-    """Open the database, apply migrations, load (or create) the signing and audit keys.
+@dataclass(slots=True)
+class Opened:
+    """The database, migrated, with its keys opened under the server secret."""
 
-    ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
-    """
-    clock = clock or SystemClock()
-    meta = meta or events.RequestMeta()
+    engine: AsyncEngine
+    store: SqlStore
+    secret: bytes
+    auditor: events.Auditor
+    signer: checkpoints.AuditSigner
+    ring: keys.KeyRing
+
+
+async def open_database(settings: Settings, clock: Clock, meta: events.RequestMeta) -> Opened:
+    """Open the database, apply migrations, load (or create) the signing and audit keys. The failures an
+    operator fixes (database down or missing, a secret that does not open the keys) surface here."""
     engine = create_engine(settings.database_url)
     try:
         await migrate.upgrade(engine)
@@ -105,11 +107,29 @@ async def start(
     except BaseException:
         await engine.dispose()
         raise
+    return Opened(engine, store, secret, auditor, signer, ring)
+
+
+async def start(
+    settings: Settings,
+    clock: Clock | None = None,
+    entropy: Entropy | None = None,
+    meta: events.RequestMeta | None = None,
+    dev_chain: DevChain | None = None,
+) -> Runtime:
+    """Open the database, apply migrations, load (or create) the signing and audit keys.
+
+    ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
+    """
+    clock = clock or SystemClock()
+    meta = meta or events.RequestMeta()
+    opened = await open_database(settings, clock, meta)
+    engine, store, secret, auditor = opened.engine, opened.store, opened.secret, opened.auditor
     provider = Provider(
         settings=settings,
         store=store,
         key_store=store,
-        keys=KeyHolder(ring),
+        keys=KeyHolder(opened.ring),
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
@@ -153,7 +173,7 @@ async def start(
     checkpointer = checkpoints.Checkpointer(
         store,
         store,
-        signer,
+        opened.signer,
         checkpoints.FileSink(settings.audit_checkpoint_file),
         settings.audit_checkpoint_every,
         timedelta(seconds=settings.audit_checkpoint_seconds),

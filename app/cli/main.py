@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from app.audit.events import RequestMeta
 from app.chain.types import ComplianceDecision
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
+from app.cli.failures import EXIT_INTERRUPTED, CliError, database_errors
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -22,6 +24,9 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
     from app.http.app import create_app
 
+    _check_database(
+        settings
+    )  # a database down, missing or locked by another secret: one line, not a traceback
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -31,6 +36,19 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def _check_database(settings: Settings) -> None:
+    """What the server's start-up does first (bootstrap.open_database), run before uvicorn takes over."""
+    from app import bootstrap
+    from app.clock import SystemClock
+
+    async def run() -> None:
+        opened = await bootstrap.open_database(settings, SystemClock(), operator())
+        await opened.engine.dispose()
+
+    with database_errors(settings.database_url):
+        asyncio.run(run())
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -73,7 +91,9 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
-    print(f"database at revision {asyncio.run(run())}")
+    with database_errors(settings.database_url):
+        revision = asyncio.run(run())
+    print(f"database at revision {revision}")
     return 0
 
 
@@ -109,7 +129,9 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await runtime.engine.dispose()
 
-    for row in asyncio.run(run()):
+    with database_errors(settings.database_url):
+        rows = asyncio.run(run())
+    for row in rows:
         print(json.dumps(row))
     return 0
 
@@ -178,6 +200,9 @@ def operator() -> RequestMeta:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure, not only its one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
         fn=_serve
@@ -206,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", help="date or RFC 3339 time (inclusive)")
     export.add_argument("--until", help="date or RFC 3339 time (exclusive)")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--subject", help="only entries of this actor (e.g. did:pkh:eip155:1:0x...)")
+    export.add_argument(
+        "--subject", help="only entries of this actor: a wallet address (every chain), a did:pkh, a client id"
+    )
     export.add_argument("--output", help="file to write (CSV: the proof goes to FILE.proof.json)")
     export.set_defaults(fn=_audit)
     tail = audit_sub.add_parser("tail", help="the latest entries")
@@ -229,8 +256,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"portcullis: {exc}", file=sys.stderr)
         return 2
-    result: int = args.fn(settings, args)
+    try:
+        result: int = args.fn(settings, args)
+    except CliError as exc:
+        return _failed(args, exc, str(exc), exc.exit_code)
+    except KeyboardInterrupt as exc:
+        return _failed(args, exc, "interrupted", EXIT_INTERRUPTED)
     return result
+
+
+def _failed(args: argparse.Namespace, exc: BaseException, message: str, code: int) -> int:
+    """One line on stderr (and, with --debug, the traceback first)."""
+    if args.debug:
+        traceback.print_exception(exc)
+    print(f"portcullis: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

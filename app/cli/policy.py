@@ -189,7 +189,12 @@ def _print_refusal(
     assert step.refusal is not None
     outcome = f"{step.refusal.status} {step.refusal.error}: {step.refusal.description}"
     if args.json:
-        doc = {"eligibility": step.to_json(), "outcome": outcome, "decision": None, "checks": []}
+        doc: dict[str, Any] = {
+            "eligibility": step.to_json(),
+            "outcome": outcome,
+            "decision": None,
+            "checks": [],
+        }
         print(json.dumps(doc, indent=2), file=out)
         return
     lines = [
