@@ -69,7 +69,7 @@ async def verify_log(
     elif not sink.exists() and head_seq > 0:
         report.notes.append(f"no checkpoint signed yet (the checkpoint file {sink.path} does not exist)")
     sink_cps, sink_keys = sink.read()
-    report.error = _foreign(sink, sink_cps, await log.log_id(), own_kids)
+    report.error = _foreign(sink, sink_cps, db_cps, await log.log_id(), own_kids)
     if report.error is not None:
         return report
     keys.update(sink_keys)  # the sink's keys win: the database copy could have been swapped
@@ -138,12 +138,18 @@ async def verify_log(
 
 
 def _foreign(
-    sink: FileSink, sink_cps: list[CheckpointRecord], log_id: str | None, own_kids: set[str]
+    sink: FileSink,
+    sink_cps: list[CheckpointRecord],
+    db_cps: list[CheckpointRecord],
+    log_id: str | None,
+    own_kids: set[str],
 ) -> str | None:
     """Why the checkpoint file is another log's, or None. Checkpoints with an identity name their log;
-    for older ones, a file none of whose keys this log ever had is another log's too."""
+    for older ones, a file none of whose keys this log ever had is another log's too. A file whose log the
+    database's own checkpoints also name is this database's (a changed head is then a finding)."""
     named = {cp.log_id for cp in sink_cps if cp.log_id is not None}
-    if named and log_id is not None and log_id not in named:
+    ours = {cp.log_id for cp in db_cps if cp.log_id is not None}
+    if named and log_id is not None and log_id not in named and not named & ours:
         return (
             f"the checkpoint file {sink.path} belongs to another log (log {', '.join(sorted(named))}; this "
             f"database's log is {log_id}): check PORTCULLIS_AUDIT_CHECKPOINT_FILE and PORTCULLIS_DATABASE_URL"
@@ -175,7 +181,9 @@ def _merge_checkpoints(
             return [], Finding(cp.seq, "checkpoint", "checkpoint signature does not verify")
         if cp.log_id is not None and cp.log_id != log_id:  # a file's foreign checkpoints are caught before
             return [], Finding(
-                cp.seq, "checkpoint", f"signed for log {cp.log_id}, but the head names log {log_id}"
+                cp.seq,
+                "checkpoint",
+                f"signed for log {cp.log_id}, but the head names log {log_id}: its identity was changed",
             )
         merged.setdefault(cp.seq, cp)
     return [merged[s] for s in sorted(merged)], None

@@ -44,7 +44,7 @@ def _check_database(settings: Settings) -> None:
     from app.clock import SystemClock
 
     async def run() -> None:
-        opened = await bootstrap.open_database(settings, SystemClock(), operator())
+        opened = await bootstrap.open_database(settings, SystemClock(), RequestMeta())  # as the lifespan
         await opened.engine.dispose()
 
     with database_errors(settings.database_url):

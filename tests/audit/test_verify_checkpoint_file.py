@@ -106,3 +106,22 @@ async def test_checkpoints_without_identity_still_verify(
     env["PORTCULLIS_AUDIT_CHECKPOINT_FILE"] = str(settings.audit_checkpoint_file)
     code, _, err = await verify(monkeypatch, capsys, env)
     assert code == 1 and "belongs to another log (signed by audit keys " in err
+
+
+async def test_a_changed_log_identity_is_a_finding_not_another_log(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Someone rewrites audit_head.log_id: the database's own signed checkpoints still name the real log."""
+    from sqlalchemy import update
+
+    from app.storage.db import create_engine
+    from app.storage.models import AuditHead
+
+    await write_log(tmp_path, database_url)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(update(AuditHead).where(AuditHead.id == 1).values(log_id="f" * 32))
+    await engine.dispose()
+    code, _, err = await verify(monkeypatch, capsys, env_for(tmp_path, database_url))
+    assert code == 1 and err.startswith("audit log BROKEN at entry 10: checkpoint: signed for log ")
+    assert err.rstrip().endswith(f"but the head names log {'f' * 32}: its identity was changed")
