@@ -20,6 +20,7 @@ from web3 import Web3
 
 from tests.anvil import Anvil, deploy, send
 from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
+from tests.integration.server import ServerProcess
 
 UNTIL = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
 
@@ -94,3 +95,29 @@ async def sign_in(h: Harness, wallet: LocalAccount) -> httpx.Response:
     message = siwe_text(offer, wallet.address, issued_at=h.clock.now())
     body = {"message": message, "signature": sign(wallet, message), "scope": "openid perps:trade"}
     return await h.client.post("/siwe/verify", json=body)
+
+
+def test_on_the_development_chain(tmp_path: Path) -> None:
+    """The issue's set-up: `make run` (a real ``portcullis serve`` with its embedded chain), a US person
+    granted with the CLI; ``policy explain`` and ``/siwe/verify`` refuse it alike."""
+    wallet = Account.create()
+    with ServerProcess(tmp_path) as server:
+        grant = ["registry", "grant", wallet.address, "--residence", "DE", "--class", "professional"]
+        grant += ["--kyc-level", "2", "--valid-until", UNTIL, "--flags", "us_person"]
+        granted = server.portcullis(*grant)
+        assert granted.returncode == 0, granted.stderr
+        explained = server.portcullis("policy", "explain", wallet.address, "--scope", "openid perps:trade")
+        assert explained.returncode == 0, explained.stderr
+        lines = explained.stdout.splitlines()
+        assert lines[2].startswith("eligibility  REFUSED  not eligible on chain 31337 (block ")
+        assert lines[2].endswith("): us_person") and "outcome  deny at eligibility" in lines[-1]
+
+        offer = httpx.post(f"{server.url}/siwe/nonce").json()
+        issued = datetime.now(UTC).replace(microsecond=0)
+        message = siwe_text(offer, wallet.address, issued_at=issued)
+        reply = httpx.post(
+            f"{server.url}/siwe/verify",
+            json={"message": message, "signature": sign(wallet, message), "scope": "openid perps:trade"},
+        )
+    assert reply.status_code == 403 and reply.json()["error"] == "not_eligible"
+    assert reply.json()["error_description"].endswith("): us_person")
