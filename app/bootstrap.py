@@ -75,19 +75,21 @@ class Runtime:
     checkpointer: checkpoints.Checkpointer
 
 
-async def start(
-    settings: Settings,
-    clock: Clock | None = None,
-    entropy: Entropy | None = None,
-    meta: events.RequestMeta | None = None,
-    dev_chain: DevChain | None = None,
-) -> Runtime:
-    """Open the database, apply migrations, load (or create) the signing and audit keys.
+@dataclass(slots=True)
+class Opened:
+    """The database, migrated, with its keys opened under the server secret."""
 
-    ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
-    """
-    clock = clock or SystemClock()
-    meta = meta or events.RequestMeta()
+    engine: AsyncEngine
+    store: SqlStore
+    secret: bytes
+    auditor: events.Auditor
+    signer: checkpoints.AuditSigner
+    schedule: keys.KeySchedule
+
+
+async def open_database(settings: Settings, clock: Clock, meta: events.RequestMeta) -> Opened:
+    """Open the database, apply migrations, load (or create) the signing and audit keys. The failures an
+    operator fixes (database down or missing, a secret that does not open the keys) surface here."""
     await migrate_database(settings)
     engine = create_engine(settings.database_url, database_timeouts(settings))
     try:
@@ -107,12 +109,30 @@ async def start(
     except BaseException:
         await engine.dispose()
         raise
+    return Opened(engine, store, secret, auditor, signer, schedule)
+
+
+async def start(
+    settings: Settings,
+    clock: Clock | None = None,
+    entropy: Entropy | None = None,
+    meta: events.RequestMeta | None = None,
+    dev_chain: DevChain | None = None,
+) -> Runtime:
+    """Open the database, apply migrations, load (or create) the signing and audit keys.
+
+    ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
+    """
+    clock = clock or SystemClock()
+    meta = meta or events.RequestMeta()
+    opened = await open_database(settings, clock, meta)
+    engine, store, secret, auditor = opened.engine, opened.store, opened.secret, opened.auditor
     guard = build_guard(settings, clock)
     provider = Provider(
         settings=settings,
         store=store,
         key_store=store,
-        keys=KeyHolder(schedule, clock),
+        keys=KeyHolder(opened.schedule, clock),
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
@@ -158,7 +178,7 @@ async def start(
     checkpointer = checkpoints.Checkpointer(
         store,
         store,
-        signer,
+        opened.signer,
         checkpoints.FileSink(settings.audit_checkpoint_file),
         settings.audit_checkpoint_every,
         timedelta(seconds=settings.audit_checkpoint_seconds),
@@ -193,15 +213,20 @@ def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -
     if dev_chain is None:
         return ChainAccess(settings.chains, clock)
     url = "inprocess://dev-chain"
-    config = ChainSettings(
-        chain_id=dev_chain.chain_id,
-        rpc_urls=[url],
-        # PORTCULLIS_COMPLIANCE=off: the development chain still checks contract wallets, but gates nothing.
-        registry=dev_chain.registry_address if settings.compliance == "required" else None,
+    config = dev_chain_settings(settings, dev_chain.chain_id, url, dev_chain.registry_address)
+    return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)})
+
+
+def dev_chain_settings(settings: Settings, chain_id: int, rpc_url: str, registry: str) -> ChainSettings:
+    """How the development chain is read: by the server in-process, by ``policy explain`` over RPC.
+    With PORTCULLIS_COMPLIANCE=off it still checks contract wallets, but gates nothing."""
+    return ChainSettings(
+        chain_id=chain_id,
+        rpc_urls=[rpc_url],
+        registry=registry if settings.compliance == "required" else None,
         multicall=None,
         sanctions_required=False,
     )
-    return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)})
 
 
 def key_activation(auditor: events.Auditor, meta: events.RequestMeta, why: str) -> keys.Describe:

@@ -259,39 +259,11 @@ class Settings(BaseSettings):
     registration_initial_access_token: SecretStr | None = None
 
     @model_validator(mode="after")
-    def _check_registration(self) -> Settings:
-        token = self.registration_initial_access_token
-        value = token.get_secret_value() if token is not None else ""
-        if self.registration_enabled and not value:
-            raise ValueError("registration_initial_access_token: required when registration_enabled is true")
-        if self.registration_enabled and self.mode == "production" and len(value) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"registration_initial_access_token: at least {MIN_SECRET_LENGTH} characters in production"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
-        if not self.issuer:
-            if self.mode == "production":
-                raise ValueError("issuer: required in production (the public https URL of this server)")
-            self.issuer = f"http://{self.host}:{self.port}"
-        self.issuer = self.issuer.rstrip("/")
-        parts = urlsplit(self.issuer)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-            raise ValueError("issuer: must be an absolute http(s) URL without query or fragment")
-        if self.mode == "production" and parts.scheme != "https":
-            raise ValueError("issuer: must use https in production")
-        if not self.siwe_domain:
-            self.siwe_domain = parts.netloc
-        if not self.siwe_uri:
-            self.siwe_uri = self.issuer
-        if not self.webauthn_rp_id:
-            self.webauthn_rp_id = parts.hostname or ""
-        if not self.webauthn_origins:
-            self.webauthn_origins = [f"{parts.scheme}://{parts.netloc}"]
-        if not self.access_token_audience:
-            self.access_token_audience = self.issuer
+        """Derive the defaults that depend on other settings, then check the rules between settings. Every
+        rule appends its problem ("name: why") instead of raising, so one start-up names them all."""
+        problems: list[str] = []
+        self._derive_issuer(problems)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
         if self.audit_checkpoint_file is None:
@@ -306,46 +278,87 @@ class Settings(BaseSettings):
             elif self.dev_chain:
                 self.chain_ids = [DEV_CHAIN_ID]
         if len({c.chain_id for c in self.chains}) != len(self.chains):
-            raise ValueError("chains: each chain_id may appear once")
+            problems.append("chains: each chain_id may appear once")
         if any(c < 1 for c in self.chain_ids):
-            raise ValueError("chain_ids: chain ids are positive integers")
+            problems.append("chain_ids: chain ids are positive integers")
         if self.mode == "production":
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if len(secret) < MIN_SECRET_LENGTH:
-                raise ValueError(
+                problems.append(
                     f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters"
                 )
+        problems += self._registration_problems()
+        problems += self._compliance_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
-    @model_validator(mode="after")
-    def _check_compliance(self) -> Settings:
+    def _compliance_problems(self) -> list[str]:
+        """PORTCULLIS_COMPLIANCE: off is explicit and excludes sources; required means, in production, a
+        required compliance source on every chain sign-ins are accepted on."""
         if self.compliance == "off":
             for chain in self.chains:
                 if chain.compliance_sources():
                     names = ", ".join(chain.compliance_sources())
-                    raise ValueError(
+                    return [
                         f"compliance: off, but chain {chain.chain_id} configures compliance sources"
                         f" ({names}); remove them, or leave PORTCULLIS_COMPLIANCE at required"
-                    )
-            return self
+                    ]
+            return []
         if self.mode == "production" and not any(any(c.compliance_sources().values()) for c in self.chains):
             # A compliance gate that is silently absent would sign in any wallet: refuse to start instead.
-            raise ValueError(
+            return [
                 "chains: production needs at least one chain with a required compliance source (registry,"
                 " sanctions oracle, identity registry, EAS attestation or token gate); configure"
                 " PORTCULLIS_CHAINS, or set PORTCULLIS_COMPLIANCE=off to run without the compliance gate"
-            )
+            ]
         if self.mode == "production":
             gated = {c.chain_id for c in self.chains if any(c.compliance_sources().values())}
             ungated = [c for c in self.chain_ids if c not in gated]
             if ungated:
                 # A sign-in on an accepted chain without a gate would skip compliance for that wallet.
-                raise ValueError(
+                return [
                     f"chain_ids: chain(s) {', '.join(map(str, ungated))} accept sign-ins but have no required"
                     " compliance source in PORTCULLIS_CHAINS; configure one for each, remove them from"
                     " PORTCULLIS_CHAIN_IDS, or set PORTCULLIS_COMPLIANCE=off"
-                )
-        return self
+                ]
+        return []
+
+    def _derive_issuer(self, problems: list[str]) -> None:
+        """The issuer (default http://{host}:{port} in development) and what follows from it."""
+        if not self.issuer:
+            if self.mode == "production":
+                problems.append("issuer: required in production (the public https URL of this server)")
+                return
+            self.issuer = f"http://{self.host}:{self.port}"
+        self.issuer = self.issuer.rstrip("/")
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            problems.append("issuer: must be an absolute http(s) URL without query or fragment")
+            return
+        if self.mode == "production" and parts.scheme != "https":
+            problems.append("issuer: must use https in production")
+        if not self.siwe_domain:
+            self.siwe_domain = parts.netloc
+        if not self.siwe_uri:
+            self.siwe_uri = self.issuer
+        if not self.webauthn_rp_id:
+            self.webauthn_rp_id = parts.hostname or ""
+        if not self.webauthn_origins:
+            self.webauthn_origins = [f"{parts.scheme}://{parts.netloc}"]
+        if not self.access_token_audience:
+            self.access_token_audience = self.issuer
+
+    def _registration_problems(self) -> list[str]:
+        token = self.registration_initial_access_token
+        value = token.get_secret_value() if token is not None else ""
+        if self.registration_enabled and not value:
+            return ["registration_initial_access_token: required when registration_enabled is true"]
+        if self.registration_enabled and self.mode == "production" and len(value) < MIN_SECRET_LENGTH:
+            return [
+                f"registration_initial_access_token: at least {MIN_SECRET_LENGTH} characters in production"
+            ]
+        return []
 
     @property
     def default_client_id(self) -> str:
@@ -371,22 +384,48 @@ def _unknown_variables() -> list[str]:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build and validate settings from the environment (plus explicit overrides, used by tests)."""
-    unknown = _unknown_variables()
-    if unknown:
-        # A misspelt variable would otherwise be ignored silently and a default used in its place.
-        raise SettingsError(f"invalid settings: unknown setting {', '.join(unknown)}")
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"] if p != "__root__"]
-            msg = err["msg"].removeprefix("Value error, ")
-            if loc:
-                problems.append(f"{ENV_PREFIX}{loc[0].upper()}: {msg}")
-            else:
-                # Cross-field checks put the field name at the start of the message.
-                field, _, rest = msg.partition(":")
-                problems.append(f"{ENV_PREFIX}{field.strip().upper()}:{rest}")
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    """Build and validate settings from the environment (plus explicit overrides, used by tests).
+
+    Every problem is reported at once, in one SettingsError: unknown variables, every field's bad value, and
+    every cross-field rule that fails (production requirements included). Pydantic checks the cross-field
+    rules only once every field is valid, and a rule stops at its first refusal; so after each attempt the
+    settings named by its problems are set back to their defaults and the rest is validated again, until
+    nothing new is found. A rule added to a model validator (``raise ValueError("name: why")``) joins the
+    list by itself.
+    """
+    problems = [f"{name}: unknown setting" for name in _unknown_variables()]
+    # A misspelt variable would otherwise be ignored silently and a default used in its place.
+    reported: set[str] = set()
+    attempt: dict[str, object] = dict(overrides)
+    settings: Settings | None = None
+    for _ in range(len(Settings.model_fields) + 1):
+        try:
+            settings = Settings(**attempt)  # type: ignore[arg-type]
+            break
+        except ValidationError as exc:
+            found = [(field, text) for field, text in _problems(exc) if field not in reported]
+        problems += [f"{ENV_PREFIX}{field.upper()}:{text}" for field, text in found]
+        reported |= {field for field, _ in found}
+        resettable = [field for field, _ in found if field in Settings.model_fields]
+        if not found or len(resettable) < len(found):
+            break  # a problem that names no setting: nothing to set aside to look further
+        for field in resettable:
+            attempt[field] = Settings.model_fields[field].get_default(call_default_factory=True)
+    if problems or settings is None:
+        raise SettingsError("invalid settings: " + "; ".join(problems or ["no valid combination"]))
+    return settings
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(setting name in lower case, " message") for each error of one validation."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if p != "__root__"]
+        msg = err["msg"].removeprefix("Value error, ")
+        if loc:
+            problems.append((loc[0], f" {msg}"))
+            continue
+        for line in msg.splitlines():  # cross-field checks: one "name: why" per line
+            field, _, rest = line.partition(":")
+            problems.append((field.strip().lower(), rest))
+    return problems

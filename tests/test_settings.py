@@ -175,3 +175,62 @@ def test_compliance_off_is_explicit_and_excludes_sources(monkeypatch: pytest.Mon
 
 def test_development_still_starts_without_chains() -> None:
     assert load_settings(dev_chain=False).compliance == "required"
+
+
+PRODUCTION_MISTAKES = {
+    "PORTCULLIS_MODE": "production",
+    "PORTCULLIS_PORT": "eighty",  # a bad value
+    "PORTCULLIS_NONCE_TTL_SECONDS": "5",  # another, out of range
+    "PORTCULLIS_REGISTRATION_ENABLED": "true",  # without its token
+    "PORTCULLIS_CHAINS": '[{"chain_id": 8453, "rpc_urls": ["a"]}, {"chain_id": 8453, "rpc_urls": ["b"]}]',
+    "PORTCULLIS_NO_SUCH_THING": "1",  # misspelt
+    # and no PORTCULLIS_ISSUER, no PORTCULLIS_SECRET_KEY
+}
+EVERY_PROBLEM = [
+    "PORTCULLIS_NO_SUCH_THING: unknown setting",
+    "PORTCULLIS_PORT: Input should be a valid integer",
+    "PORTCULLIS_NONCE_TTL_SECONDS: Input should be greater than or equal to 30",
+    "PORTCULLIS_ISSUER: required in production",
+    "PORTCULLIS_CHAINS: each chain_id may appear once",
+    "PORTCULLIS_SECRET_KEY: required in production",
+    "PORTCULLIS_REGISTRATION_INITIAL_ACCESS_TOKEN: required when registration_enabled is true",
+    "PORTCULLIS_CHAINS: production needs at least one chain with a required compliance source",
+]
+
+
+def test_every_bad_setting_is_listed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION_MISTAKES.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PORTCULLIS_ISSUER", raising=False)
+    monkeypatch.delenv("PORTCULLIS_SECRET_KEY", raising=False)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("invalid settings: ")
+    problems = message.removeprefix("invalid settings: ").split("; ")
+    assert len(problems) == len(EVERY_PROBLEM), problems
+    for expected, problem in zip(EVERY_PROBLEM, problems, strict=True):
+        assert problem.startswith(expected), (expected, problem)
+
+
+def test_production_start_up_names_every_problem_in_one_line(tmp_path: Path) -> None:
+    """A real ``portcullis serve`` in production: one attempt, one line, every problem."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    env |= {"PORTCULLIS_DATA_DIR": str(tmp_path), **PRODUCTION_MISTAKES}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("portcullis: invalid settings: ")
+    for expected in EVERY_PROBLEM:
+        assert expected in line, expected

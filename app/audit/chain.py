@@ -82,10 +82,15 @@ class Checkpoint:
     ts: str
     kid: str
     signature: str
+    log_id: str | None = None  # the log's identity; None in checkpoints signed before logs had one
 
     def statement(self) -> bytes:
-        """The signed bytes: JCS of the checkpoint without its signature."""
-        return canonical({"seq": self.seq, "head_hash": self.head_hash, "ts": self.ts, "kid": self.kid})
+        """The signed bytes: JCS of the checkpoint without its signature (``log_id`` only when it has one,
+        so that checkpoints signed before logs had an identity still verify)."""
+        body: dict[str, Any] = {"seq": self.seq, "head_hash": self.head_hash, "ts": self.ts, "kid": self.kid}
+        if self.log_id is not None:
+            body["log_id"] = self.log_id
+        return canonical(body)
 
 
 @dataclass(slots=True)

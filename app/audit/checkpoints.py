@@ -49,9 +49,10 @@ class AuditSigner:
     private_key: ed25519.Ed25519PrivateKey
     public_jwk: dict[str, Any]
 
-    def sign(self, seq: int, head_hash: str, ts: str) -> CheckpointRecord:
-        statement = Checkpoint(seq, head_hash, ts, self.kid, "").statement()
-        return CheckpointRecord(seq, head_hash, ts, self.kid, _b64url(self.private_key.sign(statement)))
+    def sign(self, seq: int, head_hash: str, ts: str, log_id: str | None = None) -> CheckpointRecord:
+        statement = Checkpoint(seq, head_hash, ts, self.kid, "", log_id).statement()
+        signature = _b64url(self.private_key.sign(statement))
+        return CheckpointRecord(seq, head_hash, ts, self.kid, signature, log_id)
 
 
 def public_key(jwk: dict[str, Any]) -> ed25519.Ed25519PublicKey:
@@ -64,7 +65,7 @@ def signature_valid(cp: CheckpointRecord, keys: dict[str, dict[str, Any]]) -> bo
     jwk = keys.get(cp.kid)
     if jwk is None:
         return False
-    statement = Checkpoint(cp.seq, cp.head_hash, cp.ts, cp.kid, "").statement()
+    statement = Checkpoint(cp.seq, cp.head_hash, cp.ts, cp.kid, "", cp.log_id).statement()
     try:
         public_key(jwk).verify(_unb64url(cp.signature), statement)
     except (InvalidSignature, ValueError):
@@ -98,23 +99,24 @@ class FileSink:
 
     def write(self, cp: CheckpointRecord, public_jwk: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(
-            {
-                "seq": cp.seq,
-                "head_hash": cp.head_hash,
-                "ts": cp.ts,
-                "kid": cp.kid,
-                "signature": cp.signature,
-                "public_jwk": public_jwk,
-            },
-            sort_keys=True,
-        )
+        fields = {
+            "seq": cp.seq,
+            "head_hash": cp.head_hash,
+            "ts": cp.ts,
+            "kid": cp.kid,
+            "signature": cp.signature,
+            "public_jwk": public_jwk,
+        }
+        line = json.dumps(fields | ({"log_id": cp.log_id} if cp.log_id is not None else {}), sort_keys=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             os.write(fd, (line + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def exists(self) -> bool:
+        return self.path.exists()
 
     def read(self) -> tuple[list[CheckpointRecord], dict[str, dict[str, Any]]]:
         if not self.path.exists():
@@ -125,7 +127,9 @@ class FileSink:
             if not line.strip():
                 continue
             d = json.loads(line)
-            cps.append(CheckpointRecord(d["seq"], d["head_hash"], d["ts"], d["kid"], d["signature"]))
+            cps.append(
+                CheckpointRecord(d["seq"], d["head_hash"], d["ts"], d["kid"], d["signature"], d.get("log_id"))
+            )
             keys[d["kid"]] = d["public_jwk"]
         return cps, keys
 
@@ -224,7 +228,7 @@ class Checkpointer:
         due = due or (self.last_time is not None and now - self.last_time >= self.interval)
         if not due:
             return None
-        cp = self.signer.sign(seq, head_hash, events.ts_ms(now))
+        cp = self.signer.sign(seq, head_hash, events.ts_ms(now), await self.log.log_id())
         stored = await self.store.add_checkpoint(cp)  # False: another process checkpointed this seq first
         self.last_seq, self.last_time = seq, now
         if stored:

@@ -46,6 +46,35 @@ CLIENT_REGISTERED = "client.registered"
 CLIENT_UPDATED = "client.updated"
 CLIENT_DELETED = "client.deleted"
 
+# Every event type the code writes, in the order of docs/AUDIT.md's catalogue, which documents each
+# (tests/audit/test_event_catalogue.py holds the two together).
+EVENT_TYPES = (
+    NONCE_ISSUED,
+    SIGNIN_SUCCEEDED,
+    SIGNIN_FAILED,
+    RISK_LOCKED,
+    TOKEN_REFRESHED,
+    TOKEN_REFRESH_FAILED,
+    TOKEN_FAMILY_REVOKED,
+    SUBJECT_REVOKED,
+    TOKEN_INTROSPECTED,
+    SERVICE_TOKEN_ISSUED,
+    SESSION_LOGGED_OUT,
+    AUTHORIZATION_PUSHED,
+    AUTHORIZATION_GRANTED,
+    AUTHORIZATION_DENIED,
+    CODE_REDEEMED,
+    CODE_REUSED,
+    CODE_REDEEM_FAILED,
+    CHAIN_CHANGE,
+    KEY_ACTIVATED,
+    AUDIT_KEY_CREATED,
+    AUDIT_PURGED,
+    CLIENT_REGISTERED,
+    CLIENT_UPDATED,
+    CLIENT_DELETED,
+)
+
 SUCCESS = "success"
 FAILURE = "failure"
 

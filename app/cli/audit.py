@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from app.audit.chain import FIELDS, GENESIS, entry_hash
 from app.audit.events import ts_ms
 from app.audit.verify import verify_log
 from app.bootstrap import database_timeouts, server_secret
+from app.cli.failures import UsageError, database_errors
 from app.clock import SystemClock
 from app.settings import Settings
 from app.storage.db import create_engine
@@ -50,17 +52,35 @@ def _progress(stream: TextIO) -> Callable[[int, int], None]:
     return show
 
 
-async def _with_store(settings: Settings, fn: Callable[[SqlStore], Any]) -> Any:
-    engine = create_engine(settings.database_url, database_timeouts(settings))
-    try:
-        return await fn(SqlStore(engine, hasher=entry_hash))
-    finally:
-        await engine.dispose()
+def _with_store(settings: Settings, fn: Callable[[SqlStore], Any]) -> Any:
+    """Run ``fn`` on the database's store; an unreachable or missing database is one line (failures.py)."""
+
+    async def run() -> Any:
+        engine = create_engine(settings.database_url, database_timeouts(settings))
+        try:
+            return await fn(SqlStore(engine, hasher=entry_hash))
+        finally:
+            await engine.dispose()
+
+    with database_errors(settings.database_url):
+        return asyncio.run(run())
 
 
-def verify(settings: Settings, from_seq: int) -> int:
+def verify(settings: Settings, from_seq: int, allow_missing_checkpoints: bool = False) -> int:
+    """0: the log verifies; 1: it is broken, or cannot be checked (checkpoint file missing, another log's)."""
+
     async def run(store: SqlStore) -> int:
-        report = await verify_log(store, store, _sink(settings), from_seq, progress=_progress(sys.stderr))
+        report = await verify_log(
+            store,
+            store,
+            _sink(settings),
+            from_seq,
+            progress=_progress(sys.stderr),
+            allow_missing_sink=allow_missing_checkpoints,
+        )
+        if report.error is not None:
+            print(f"audit log NOT VERIFIED: {report.error}", file=sys.stderr)
+            return 1
         if report.ok:
             first = report.first_seq if report.first_seq is not None else "-"
             print(
@@ -73,29 +93,70 @@ def verify(settings: Settings, from_seq: int) -> int:
         print(f"audit log BROKEN at {report.finding}", file=sys.stderr)
         return 1
 
-    result: int = asyncio.run(_with_store(settings, run))
+    result: int = _with_store(settings, run)
     return result
 
 
-def _parse_time(value: str | None) -> str | None:
+def _parse_time(option: str, value: str | None) -> str | None:
     """Accept a date or an RFC 3339 time; return the log's own timestamp form (lexically comparable)."""
     if value is None:
         return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} is not a date or time: give YYYY-MM-DD or an RFC 3339 time "
+            "(2026-01-31T12:00:00Z)"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return ts_ms(parsed.astimezone(UTC))
 
 
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_DID_PKH = re.compile(r"did:pkh:eip155:(\d+):(0x[0-9a-fA-F]{40})")
+SUBJECT_FORMS = (
+    "a wallet address 0x... (40 hex digits: every chain), did:pkh:eip155:CHAIN:0x..., "
+    "a client id, or operator:USER"
+)
+
+
+def subject_matcher(subject: str) -> Callable[[str | None], bool]:
+    """Which actors ``--subject`` selects. An address selects every ``did:pkh`` of it, on any chain; a
+    ``did:pkh`` its chain and address (either case); anything else (a client id, ``operator:USER``) is
+    compared as written."""
+    value = subject.strip()
+    if _ADDRESS.fullmatch(value):
+        address = value.lower()
+
+        def any_chain(actor: str | None) -> bool:
+            found = _DID_PKH.fullmatch(actor or "")
+            return found is not None and found.group(2).lower() == address
+
+        return any_chain
+    did = _DID_PKH.fullmatch(value)
+    if did is not None:
+        chain, address = did.group(1), did.group(2).lower()
+
+        def one_chain(actor: str | None) -> bool:
+            found = _DID_PKH.fullmatch(actor or "")
+            return found is not None and (found.group(1), found.group(2).lower()) == (chain, address)
+
+        return one_chain
+    if value.lower().startswith(("0x", "did:pkh:")) or not value:
+        raise UsageError(f"--subject {subject!r} is not a subject: give {SUBJECT_FORMS}")
+    return lambda actor: actor == value
+
+
 async def _select(
-    store: SqlStore, since: str | None, until: str | None, subject: str | None
+    store: SqlStore, since: str | None, until: str | None, subject: Callable[[str | None], bool] | None
 ) -> AsyncIterator[dict[str, Any]]:
     async for entry in store.entries():
         if since is not None and entry["ts"] < since:
             continue
         if until is not None and entry["ts"] >= until:
             continue
-        if subject is not None and entry["actor"] != subject:
+        if subject is not None and not subject(entry["actor"]):
             continue
         yield entry
 
@@ -110,12 +171,14 @@ def export(
     entries with the same columns; the proof (anchor and checkpoints) goes to ``<output>.proof.json``
     when an output file is given, else to standard error.
     """
-    lo, hi = _parse_time(since), _parse_time(until)
+    lo, hi = _parse_time("--since", since), _parse_time("--until", until)
+    matches = subject_matcher(subject) if subject is not None else None
 
     async def run(store: SqlStore) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        rows = [e async for e in _select(store, lo, hi, subject)]
+        rows = [e async for e in _select(store, lo, hi, matches)]
         cps = await store.checkpoints()
         keys = {k.kid: json.loads(k.public_jwk) for k in await store.audit_keys()}
+        log_id = await store.log_id()
         anchor = GENESIS
         if rows and rows[0]["seq"] > 1:
             anchor = rows[0]["prev_hash"]
@@ -123,6 +186,7 @@ def export(
         covering = [c for c in cps if rows and c.seq >= rows[0]["seq"]]
         proof = {
             "kind": "proof",
+            "log_id": log_id,
             "since": lo,
             "until": hi,
             "subject": subject,
@@ -136,7 +200,11 @@ def export(
         }
         return rows, proof
 
-    rows, proof = asyncio.run(_with_store(settings, run))
+    rows, proof = _with_store(settings, run)
+    if subject is not None and not rows:
+        print(
+            f"note: no entry in range has the actor {subject!r} (actors are {SUBJECT_FORMS})", file=sys.stderr
+        )
     if fmt == "jsonl":
         out.write(json.dumps(proof, sort_keys=True) + "\n")
         for row in rows:
@@ -159,7 +227,8 @@ def export(
 
 
 def _cp(cp: Any) -> dict[str, Any]:
-    return {"seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "kid": cp.kid, "signature": cp.signature}
+    doc = {"seq": cp.seq, "head_hash": cp.head_hash, "ts": cp.ts, "kid": cp.kid, "signature": cp.signature}
+    return doc | ({"log_id": cp.log_id} if cp.log_id is not None else {})
 
 
 def _line(e: dict[str, Any]) -> str:
@@ -185,7 +254,7 @@ def tail(
             await asyncio.sleep(poll)
 
     try:
-        result: int = asyncio.run(_with_store(settings, run))
+        result: int = _with_store(settings, run)
     except KeyboardInterrupt:
         return 0
     return result
@@ -222,5 +291,5 @@ def purge(settings: Settings, dry_run: bool, meta: events.RequestMeta) -> int:
         print(f"purged {removed} entries up to {eligible.seq}; checkpoint {eligible.seq} anchors the rest")
         return 0
 
-    result: int = asyncio.run(_with_store(settings, run))
+    result: int = _with_store(settings, run)
     return result

@@ -7,13 +7,15 @@ import asyncio
 import getpass
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from app.audit.events import RequestMeta
+from app.chain.types import ComplianceDecision
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
-from app.policy.facts import ComplianceFacts, facts_from_decision
+from app.cli.failures import EXIT_INTERRUPTED, CliError, database_errors
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -23,6 +25,9 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     from app.http.app import create_app
     from app.http.slow_clients import uvicorn_options
 
+    _check_database(
+        settings
+    )  # a database down, missing or locked by another secret: one line, not a traceback
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -33,6 +38,19 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)
     )
     return 0
+
+
+def _check_database(settings: Settings) -> None:
+    """What the server's start-up does first (bootstrap.open_database), run before uvicorn takes over."""
+    from app import bootstrap
+    from app.clock import SystemClock
+
+    async def run() -> None:
+        opened = await bootstrap.open_database(settings, SystemClock(), RequestMeta())  # as the lifespan
+        await opened.engine.dispose()
+
+    with database_errors(settings.database_url):
+        asyncio.run(run())
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,7 +84,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     from app.bootstrap import migrate_database
 
-    print(f"database at revision {asyncio.run(migrate_database(settings))}")
+    with database_errors(settings.database_url):
+        revision = asyncio.run(migrate_database(settings))
+    print(f"database at revision {revision}")
     return 0
 
 
@@ -115,7 +135,8 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await runtime.engine.dispose()
 
-    rows, note = asyncio.run(run())
+    with database_errors(settings.database_url):
+        rows, note = asyncio.run(run())
     for row in rows:
         print(json.dumps(row))
     if note is not None:  # to stderr: stdout stays one JSON object per key
@@ -127,7 +148,7 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from app.cli import audit
 
     if args.action == "verify":
-        return audit.verify(settings, args.from_seq)
+        return audit.verify(settings, args.from_seq, args.allow_missing_checkpoints)
     if args.action == "export":
         if args.output:
             with open(args.output, "w", newline="") as out:
@@ -139,33 +160,43 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _policy(settings: Settings, args: argparse.Namespace) -> int:
-    """``portcullis policy``: ``explain`` reads the account's facts from the chain the server reads."""
+    """``portcullis policy``: ``explain`` reads the account's compliance decision as the server reads it."""
 
-    async def facts_for(address: str) -> ComplianceFacts:
+    async def decision_for(address: str, chain_id: int | None) -> ComplianceDecision | None:
+        from app import bootstrap
         from app.chain.access import ChainAccess
-        from app.cli.registry_chain import resolve_target
+        from app.cli.registry_chain import fetch_dev_chain
         from app.clock import SystemClock
-        from app.settings import ChainSettings
+        from app.oauth.compliance import decide_on
 
-        target = resolve_target(settings, None)  # the configured chain, or make run's development chain
-        config = ChainSettings(
-            chain_id=target.chain_id,
-            rpc_urls=list(target.rpc_urls),
-            registry=target.registry,
-            eligibility=target.eligibility,
-            multicall=None,
-        )
         clock = SystemClock()
-        access = ChainAccess([config], clock)
+        if settings.chains:  # the configured chains, every compliance source included, as the server has them
+            wanted = chain_id if chain_id is not None else settings.default_chain_id
+            if settings.chain(wanted) is None:
+                known = ", ".join(str(c.chain_id) for c in settings.chains)
+                raise policy_cli.UsageError(f"chain {wanted} is not configured (PORTCULLIS_CHAINS: {known})")
+            access = bootstrap.chain_access(settings, clock, None)
+        elif settings.dev_chain and settings.mode == "development":  # make run's chain, over its RPC
+            target = fetch_dev_chain(settings)
+            wanted = target.chain_id if chain_id is None else chain_id
+            if wanted != target.chain_id:
+                raise policy_cli.UsageError(
+                    f"chain {wanted} is not configured (only the development chain {target.chain_id} is)"
+                )
+            config = bootstrap.dev_chain_settings(
+                settings, target.chain_id, target.rpc_urls[0], target.registry
+            )
+            access = ChainAccess([config], clock)
+        else:
+            raise policy_cli.UsageError(
+                "no chain is configured (PORTCULLIS_CHAINS): give the account's facts with --facts JSON"
+            )
         try:
-            chain = access.get(target.chain_id)
-            assert chain is not None and chain.reader is not None
-            decision = await chain.reader.decide(address)
+            return await decide_on(access, wanted, address)
         finally:
             await access.close()
-        return facts_from_decision(decision, clock.now())
 
-    return policy_cli.run(settings, args, facts_for=facts_for)
+    return policy_cli.run(settings, args, decision_for=decision_for)
 
 
 def operator() -> RequestMeta:
@@ -179,6 +210,9 @@ def operator() -> RequestMeta:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a failure, not only its one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
         fn=_serve
@@ -197,12 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="recompute the hash chain and checkpoints")
     verify.add_argument("--from", dest="from_seq", type=int, default=1, help="start at this sequence number")
+    verify.add_argument(
+        "--allow-missing-checkpoints",
+        action="store_true",
+        help="verify against the database's own checkpoints when the external checkpoint file is missing",
+    )
     verify.set_defaults(fn=_audit)
     export = audit_sub.add_parser("export", help="an extract with its chain proof")
     export.add_argument("--since", help="date or RFC 3339 time (inclusive)")
     export.add_argument("--until", help="date or RFC 3339 time (exclusive)")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    export.add_argument("--subject", help="only entries of this actor (e.g. did:pkh:eip155:1:0x...)")
+    export.add_argument(
+        "--subject", help="only entries of this actor: a wallet address (every chain), a did:pkh, a client id"
+    )
     export.add_argument("--output", help="file to write (CSV: the proof goes to FILE.proof.json)")
     export.set_defaults(fn=_audit)
     tail = audit_sub.add_parser("tail", help="the latest entries")
@@ -225,8 +266,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"portcullis: {exc}", file=sys.stderr)
         return 2
-    result: int = args.fn(settings, args)
+    try:
+        result: int = args.fn(settings, args)
+    except CliError as exc:
+        return _failed(args, exc, str(exc), exc.exit_code)
+    except KeyboardInterrupt as exc:
+        return _failed(args, exc, "interrupted", EXIT_INTERRUPTED)
     return result
+
+
+def _failed(args: argparse.Namespace, exc: BaseException, message: str, code: int) -> int:
+    """One line on stderr (and, with --debug, the traceback first)."""
+    if args.debug:
+        traceback.print_exception(exc)
+    print(f"portcullis: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -14,17 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from app.chain.iso3166 import country_by_numeric
 from app.cli import registry_csv as rc
+from app.cli.failures import EXIT_INTERRUPTED
 from app.cli.registry_chain import (
     DEV_COMPLIANCE_KEY,
     REVERT_SENTENCES,
     ROLE_NAMES,
     Call,
+    GrantInterrupted,
     MissingRoleError,
     RegistryCliError,
     RegistryPausedError,
@@ -239,9 +242,11 @@ def cmd_grant(ctx: Context) -> int:
 
 
 def _read_csv(path: Path) -> list[rc.GrantRow]:
+    """Every row checked against every rule before the chain is asked anything: the expiry window against
+    this machine's clock (and again against the chain's time before sending)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as stream:
-            return rc.read_grant_csv(stream, path.name)
+            return rc.read_grant_csv(stream, path.name, now=int(time.time()))
     except OSError as exc:
         raise rc.RegistryInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -289,10 +294,35 @@ def grant_csv(ctx: Context, path: Path) -> int:
                 f"{progress.done}/{len(rows)} rows applied (re-run to resume)"
             )
             raise
+        except KeyboardInterrupt:
+            raise _interrupted(writer, results, number, len(batches), batch) from None
         results.append({**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch)})
         note = "estimated" if result["dry_run"] else f"tx {result['tx']}"
         progress.update(progress.done + len(batch), f"batch {number}/{len(batches)} {note}")
     return _grant_csv_report(ctx, writer, path, rows, pending, results)
+
+
+def _interrupted(
+    writer: Writer, done: list[dict[str, Any]], number: int, total: int, batch: Sequence[rc.GrantRow]
+) -> GrantInterrupted:
+    """What went through before Ctrl-C, and what became of the batch that was under way."""
+    went = ", ".join(f"{_span(r['lines'])} in tx {r['tx']}" for r in done if not r["dry_run"])
+    through = (
+        f"{len(done)} of {total} batches went through ({went})"
+        if went
+        else f"none of {total} batches went through"
+    )
+    if writer.in_flight is not None:
+        pending = f"batch {number} ({_lines(batch)}) was sent as tx {writer.in_flight} but not confirmed"
+    else:
+        pending = f"batch {number} ({_lines(batch)}) was not sent"
+    return GrantInterrupted(
+        f"interrupted: {through}; {pending}; re-run the same command to resume (applied rows are skipped)"
+    )
+
+
+def _span(lines: Sequence[int]) -> str:
+    return f"lines {lines[0]}-{lines[1]}" if lines[0] != lines[1] else f"line {lines[0]}"
 
 
 def _grant_csv_report(
@@ -609,6 +639,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     output = Output(args.json, sys.stdout, sys.stderr)
     try:
         return COMMANDS[args.registry_command](Context(settings, args, output))
+    except GrantInterrupted as exc:
+        output.error(exc)
+        return EXIT_INTERRUPTED
     except (RegistryCliError, rc.RegistryInputError) as exc:
         output.error(exc)
     except OSError as exc:  # the RPC went away in the middle of a command

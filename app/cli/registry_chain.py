@@ -97,6 +97,10 @@ class DevChainError(RegistryCliError):
     """The development server's /dev/chain/info cannot be read."""
 
 
+class GrantInterrupted(RegistryCliError):
+    """Ctrl-C during `grant --csv`: the message says which batches went through (exit code 130)."""
+
+
 class RpcUnreachableError(RegistryCliError):
     """No RPC URL of the chain answers."""
 
@@ -526,6 +530,7 @@ class Writer:
         self.signer = signer
         self.dry_run = dry_run
         self.timeout = timeout
+        self.in_flight: str | None = None  # the hash of a sent transaction whose receipt is awaited
 
     def _bound(self, call: Call) -> Any:
         return self.session.contract.functions[call.function](*call.args)
@@ -575,9 +580,10 @@ class Writer:
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         except Web3RPCError as exc:
             raise TransactionError(f"the node refused {call.function}: {rpc_message(exc)}") from None
-        shown_hash = "0x" + bytes(tx_hash).hex()
+        shown_hash = self.in_flight = "0x" + bytes(tx_hash).hex()
         try:
             receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=0.1)
+            self.in_flight = None
         except TimeExhausted:
             raise TransactionError(
                 f"{call.function} tx {shown_hash} was sent but not mined within {self.timeout:g} s "

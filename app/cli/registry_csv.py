@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from eth_hash.auto import keccak
 
 from app.chain.iso3166 import UnknownCountryError, country_by_numeric, parse_country
 from app.settings import EligibilityRule
+
+T = TypeVar("T")
 
 MAX_BATCH = 100  # ComplianceRegistry.MAX_BATCH
 MAX_VALIDITY = 5 * 365 * 86400  # ComplianceRegistry.MAX_VALIDITY, seconds
@@ -48,7 +50,7 @@ DEFAULT_AML_RISK = "1"
 
 CSV_REQUIRED = ("address", "residence", "class", "kyc_level", "valid_until")
 CSV_OPTIONAL = ("aml_risk", "flags", "subject", "evidence")
-MAX_REPORTED_ROWS = 5
+MAX_REPORTED_PROBLEMS = 50  # a CSV's problems are reported at once, up to this many
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -77,13 +79,16 @@ class ReasonError(RegistryInputError):
 
 
 class CsvError(RegistryInputError):
-    """The grant CSV has bad rows; nothing was sent. ``problems`` holds (line number, message) pairs."""
+    """The grant CSV has bad rows; nothing was sent. ``problems`` holds (line number, message) pairs: every
+    problem of every row (each row is checked against every rule), in line order."""
 
     def __init__(self, source: str, problems: list[tuple[int, str]]) -> None:
-        shown = "; ".join(f"line {line}: {message}" for line, message in problems[:MAX_REPORTED_ROWS])
-        more = len(problems) - MAX_REPORTED_ROWS
-        rows = "1 bad row" if len(problems) == 1 else f"{len(problems)} bad rows"
-        tail = f"; and {more} more" if more > 0 else ""
+        problems = sorted(problems, key=lambda problem: problem[0])
+        shown = "; ".join(f"line {line}: {message}" for line, message in problems[:MAX_REPORTED_PROBLEMS])
+        more = len(problems) - MAX_REPORTED_PROBLEMS
+        bad = len({line for line, _ in problems})
+        rows = "1 bad row" if bad == 1 else f"{bad} bad rows"
+        tail = f"; and {more} more problems" if more > 0 else ""
         super().__init__(f"{source}: {rows}, nothing sent: {shown}{tail}")
         self.problems = problems
 
@@ -329,24 +334,66 @@ def check_expiry(valid_until: int, now: int) -> None:
 
 def parse_grant(text: GrantText) -> Grant:
     """A grant from text. Everything but the expiry window is checked here (see check_expiry)."""
-    account = parse_address(text.address)
+    grant, _, errors = check_grant(text)
+    if errors:
+        raise errors[0]
+    assert grant is not None
+    return grant
+
+
+def _account(text: str) -> str:
+    account = parse_address(text)
     if int(account, 16) == 0:
         raise FieldError("address", "the zero address cannot hold a record")
+    return account
+
+
+def _residence(text: str) -> int:
     try:
-        residence = parse_country(text.residence).numeric
+        return parse_country(text).numeric
     except UnknownCountryError as exc:
         raise FieldError("residence", str(exc)) from None
+
+
+def check_grant(
+    text: GrantText, now: int | None = None
+) -> tuple[Grant | None, str | None, list[RegistryInputError]]:
+    """Every rule on every field of one grant: (the grant if all pass, the account if it parses, every
+    problem in column order). An empty required text is not parsed (the CSV reader reports it as empty);
+    with ``now`` the expiry window is checked too."""
+    errors: list[RegistryInputError] = []
+
+    def attempt(parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except RegistryInputError as exc:
+            errors.append(exc)
+            return None
+
+    account = attempt(lambda: _account(text.address)) if text.address else None
+    residence = attempt(lambda: _residence(text.residence)) if text.residence else None
+    investor_class = attempt(lambda: parse_class(text.investor_class)) if text.investor_class else None
+    kyc_level = attempt(lambda: parse_kyc_level(text.kyc_level)) if text.kyc_level else None
+    aml_risk = attempt(lambda: parse_aml_risk(text.aml_risk or DEFAULT_AML_RISK))
+    flags = attempt(lambda: parse_flags(text.flags))
+    valid_until = attempt(lambda: parse_valid_until(text.valid_until)) if text.valid_until else None
+    if valid_until is not None and now is not None:
+        attempt(lambda: check_expiry(valid_until, now))
+    subject = attempt(lambda: subject_id(text.subject, account or "")) if account or text.subject else None
+    if text.evidence is not None and text.evidence.strip():
+        attempt(lambda: _explicit_bytes32("evidence", text.evidence or ""))
+    if errors:
+        return None, account, errors
+    if None in (account, residence, investor_class, kyc_level, aml_risk, flags, valid_until, subject):
+        return None, account, errors  # an empty required text: reported by the caller
+    assert account is not None and subject is not None and valid_until is not None
+    assert residence is not None and investor_class is not None and kyc_level is not None
+    assert aml_risk is not None and flags is not None
     record = RecordInput(
-        residence=residence,
-        investor_class=parse_class(text.investor_class),
-        kyc_level=parse_kyc_level(text.kyc_level),
-        aml_risk=parse_aml_risk(text.aml_risk or DEFAULT_AML_RISK),
-        flags=parse_flags(text.flags),
-        valid_until=parse_valid_until(text.valid_until),
-        subject_id=subject_id(text.subject, account),
-        evidence_ref=bytes(32),
+        residence, investor_class, kyc_level, aml_risk, flags, valid_until, subject, bytes(32)
     )
-    return Grant(account, replace(record, evidence_ref=evidence_ref(text.evidence, account, record)))
+    grant = Grant(account, replace(record, evidence_ref=evidence_ref(text.evidence, account, record)))
+    return grant, account, errors
 
 
 def _cell(row: Mapping[str, str | None], column: str) -> str | None:
@@ -354,11 +401,10 @@ def _cell(row: Mapping[str, str | None], column: str) -> str | None:
     return value.strip() if value is not None and value.strip() else None
 
 
-def _row_text(row: Mapping[str, str | None]) -> GrantText:
+def _row_text(row: Mapping[str, str | None]) -> tuple[GrantText, list[str]]:
+    """The row as a GrantText (empty required cells as ""), and a problem naming those cells."""
     missing = [column for column in CSV_REQUIRED if _cell(row, column) is None]
-    if missing:
-        raise RegistryInputError(f"empty {', '.join(missing)}")
-    return GrantText(
+    text = GrantText(
         address=_cell(row, "address") or "",
         residence=_cell(row, "residence") or "",
         investor_class=_cell(row, "class") or "",
@@ -369,6 +415,7 @@ def _row_text(row: Mapping[str, str | None]) -> GrantText:
         subject=_cell(row, "subject"),
         evidence=_cell(row, "evidence"),
     )
+    return text, [f"empty {', '.join(missing)}"] if missing else []
 
 
 def _check_header(source: str, header: Sequence[str] | None) -> None:
@@ -398,26 +445,29 @@ def _rows(reader: csv.DictReader[str]) -> Iterable[tuple[int, dict[str, str | No
         yield reader.line_num, row
 
 
-def read_grant_csv(stream: TextIO, source: str) -> list[GrantRow]:
-    """Every row of a grant CSV, or CsvError naming each bad row by its line number."""
+def read_grant_csv(stream: TextIO, source: str, now: int | None = None) -> list[GrantRow]:
+    """Every row of a grant CSV, or CsvError naming every problem of every bad row by its line number: each
+    row is checked against every rule (its cells, a wallet already on another line, and with ``now`` the
+    expiry window), so one run reports them all."""
     reader = csv.DictReader(stream, skipinitialspace=True)
     _check_header(source, reader.fieldnames)
     grants: list[GrantRow] = []
     problems: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for line, row in _rows(reader):
-        try:
-            if "" in row:
-                raise RegistryInputError(row[""] or "malformed row")
-            grant = parse_grant(_row_text(row))
-        except RegistryInputError as exc:
-            problems.append((line, str(exc)))
+        if "" in row:
+            problems.append((line, row[""] or "malformed row"))
             continue
-        if grant.account in seen:
-            problems.append((line, f"address {grant.account} is already on line {seen[grant.account]}"))
-            continue
-        seen[grant.account] = line
-        grants.append(GrantRow(line, grant))
+        text, empty = _row_text(row)
+        grant, account, errors = check_grant(text, now)
+        found = empty + [str(error) for error in errors]
+        if account is not None and account in seen:
+            found.append(f"address {account} is already on line {seen[account]}")
+        elif account is not None:
+            seen[account] = line
+        problems += [(line, message) for message in found]
+        if grant is not None and not found:
+            grants.append(GrantRow(line, grant))
     if problems:
         raise CsvError(source, problems)
     if not grants:

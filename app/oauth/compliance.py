@@ -10,6 +10,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from app.audit import events
+from app.chain.access import ChainAccess
 from app.chain.types import ChainUnavailable, ComplianceDecision
 from app.errors import SignInRejected, TemporarilyUnavailable
 from app.oauth.provider import Provider
@@ -20,7 +21,12 @@ NOT_ELIGIBLE = "not_eligible"
 
 async def decide(p: Provider, chain_id: int, address: str) -> ComplianceDecision | None:
     """The decision for ``address``, or None on a chain without compliance sources."""
-    chain = p.chains.get(chain_id)
+    return await decide_on(p.chains, chain_id, address)
+
+
+async def decide_on(chains: ChainAccess, chain_id: int, address: str) -> ComplianceDecision | None:
+    """``decide`` on any ChainAccess: the server's, or the one ``portcullis policy explain`` builds."""
+    chain = chains.get(chain_id)
     if chain is None or chain.reader is None:
         return None
     try:
@@ -49,10 +55,17 @@ def refusal(decision: ComplianceDecision) -> str:
     )
 
 
-async def require_eligible(p: Provider, chain_id: int, address: str) -> ComplianceDecision | None:
-    decision = await decide(p, chain_id, address)
+def check_eligible(decision: ComplianceDecision | None) -> None:
+    """The chain's eligibility rule as a sign-in condition, the first one after the signature: a wallet
+    whose required sources say no is refused 403 ``not_eligible`` (``portcullis policy explain`` shows this
+    same step before the policy's)."""
     if decision is not None and not decision.eligible:
         raise SignInRejected(NOT_ELIGIBLE, 403, refusal(decision))
+
+
+async def require_eligible(p: Provider, chain_id: int, address: str) -> ComplianceDecision | None:
+    decision = await decide(p, chain_id, address)
+    check_eligible(decision)
     return decision
 
 

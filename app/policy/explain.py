@@ -17,9 +17,9 @@ from app.policy.requirements import Check, iso
 WIDTH = 48
 
 
-def explain(policy: Policy, decision: PolicyDecision, address: str) -> list[str]:
-    """The decision as lines of text."""
-    lines = [f"policy   {policy.source} ({policy.digest[:19]}...)", f"account  {address}"]
+def explain(policy: Policy, decision: PolicyDecision, address: str, first: Sequence[str] = ()) -> list[str]:
+    """The decision as lines of text; ``first`` are the steps before the policy (the chain's eligibility)."""
+    lines = [f"policy   {policy.source} ({policy.digest[:19]}...)", f"account  {address}", *first]
     if decision.facts is not None:
         lines.append(f"facts    {describe_facts(decision.facts)}")
     if decision.auth is not None:

@@ -163,6 +163,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    # The log's identity, signed into every checkpoint: tells this log's checkpoint file from another's.
+    log_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class AuditCheckpoint(Base):
@@ -175,6 +177,7 @@ class AuditCheckpoint(Base):
     ts: Mapped[str] = mapped_column(String(24))
     kid: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
+    log_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class AuditKey(Base):

@@ -222,6 +222,7 @@ class CheckpointRecord:
     ts: str
     kid: str
     signature: str
+    log_id: str | None = None  # which log this checkpoint is of (None: signed before logs had an identity)
 
 
 class AuditLog(Protocol):
@@ -233,6 +234,10 @@ class AuditLog(Protocol):
 
     async def head(self) -> tuple[int, str]:
         """The last sequence number handed out and its hash (0 and GENESIS for an empty log)."""
+        ...
+
+    async def log_id(self) -> str | None:
+        """The log's identity: a random id given to it when it was created (docs/AUDIT.md, "Checkpoints")."""
         ...
 
     def entries(self, from_seq: int = 1, to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:

@@ -64,6 +64,11 @@ class SqlAuditLog:
             ).one()
         return int(seq), str(digest)
 
+    async def log_id(self) -> str | None:
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(AuditHead.log_id).where(AuditHead.id == 1))).scalar_one()
+        return None if value is None else str(value)
+
     async def entries(self, from_seq: int = 1, to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:
         query = select(*_ENTRY_COLUMNS).where(AuditEntry.seq >= from_seq).order_by(AuditEntry.seq)
         if to_seq is not None:
@@ -84,7 +89,7 @@ class SqlAuditLog:
     async def checkpoints(self) -> list[CheckpointRecord]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))).all()
-        return [CheckpointRecord(r.seq, r.head_hash, r.ts, r.kid, r.signature) for r in rows]
+        return [CheckpointRecord(r.seq, r.head_hash, r.ts, r.kid, r.signature, r.log_id) for r in rows]
 
     async def add_checkpoint(self, checkpoint: CheckpointRecord) -> bool:
         try:
@@ -96,6 +101,7 @@ class SqlAuditLog:
                         ts=checkpoint.ts,
                         kid=checkpoint.kid,
                         signature=checkpoint.signature,
+                        log_id=checkpoint.log_id,
                     )
                 )
         except IntegrityError:

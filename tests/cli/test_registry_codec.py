@@ -289,3 +289,40 @@ def test_rpc_urls_are_redacted() -> None:
         "http://127.0.0.1:8000/dev/chain/rpc",
         "http://127.0.0.1:8000/dev/chain/info",
     )
+
+
+def test_csv_reports_every_kind_of_problem_in_one_round() -> None:
+    """Bad values, a duplicate wallet and a past date, several in one row: all reported by one read."""
+    text = (
+        HEADER
+        + row(1)
+        + row(2, residence="XX", kyc_level="9", flags="nope")  # three bad cells in one row
+        + row(1, valid_until="2020-01-01")  # a duplicate of line 2, and in the past
+        + row(3, address="0x123", valid_until="someday")
+        + row(4, residence="", evidence="0x" + "00" * 32)
+    )
+    with pytest.raises(rc.CsvError) as info:
+        rc.read_grant_csv(io.StringIO(text), "g.csv", now=NOW)
+    problems = info.value.problems
+    assert [line for line, _ in problems] == [3, 3, 3, 4, 4, 5, 5, 6, 6]
+    messages = [message for _, message in problems]
+    assert messages[0].startswith("residence: unknown country code 'XX'")
+    assert messages[1].startswith("kyc_level: '9' is not one of")
+    assert messages[2].startswith("flags: unknown flag 'nope'")
+    assert messages[3].startswith("valid_until: 2020-01-01 is in the past")
+    assert messages[4] == "address 0x0000000000000000000000000000000000000001 is already on line 2"
+    assert messages[5].startswith("'0x123' is not an address")
+    assert messages[6].startswith("valid_until: 'someday' is not a date")
+    assert messages[7] == "empty residence"
+    assert messages[8] == "evidence: must not be zero"
+    assert str(info.value).startswith("g.csv: 4 bad rows, nothing sent: line 3: residence: unknown country")
+
+
+def test_csv_problems_are_reported_up_to_a_limit() -> None:
+    text = HEADER + "".join(row(i, residence="XX", kyc_level="9") for i in range(1, 41))
+    with pytest.raises(rc.CsvError) as info:
+        rc.read_grant_csv(io.StringIO(text), "g.csv")
+    assert len(info.value.problems) == 80
+    message = str(info.value)
+    assert message.startswith("g.csv: 40 bad rows, nothing sent: ")
+    assert message.count("line ") == rc.MAX_REPORTED_PROBLEMS and message.endswith("; and 30 more problems")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from app.chain.types import ComplianceDecision
 from app.cli import policy as policy_cli
-from app.policy.facts import ComplianceFacts
 from app.policy.model import DEFAULT_POLICY_PATH
 from app.settings import load_settings
-from tests.policy.helpers import ADDRESS, facts
+from tests.policy.helpers import ADDRESS
+from tests.policy.test_facts import RECORD, _decision
 
 FACTS = json.dumps(
     {"residence": "DE", "investor_class": "retail", "kyc_level": 2, "aml_risk": 1, "flags": []}
@@ -160,18 +162,43 @@ def test_explain_step_up() -> None:
     assert 'acr_values="urn:portcullis:acr:wallet+mfa", max_age="300"' in out
 
 
-def test_explain_reads_injected_facts() -> None:
-    seen: list[str] = []
+def test_explain_reads_the_injected_decision() -> None:
+    seen: list[tuple[str, int | None]] = []
 
-    async def facts_for(address: str) -> ComplianceFacts:
-        seen.append(address)
-        return facts(residence="US")
+    async def decision_for(address: str, chain_id: int | None) -> ComplianceDecision:
+        seen.append((address, chain_id))
+        return _decision(replace(RECORD, residence=840))  # US, no US-person flag: eligible, policy says no
 
     code, out, _ = _run(
-        ["policy", "explain", ADDRESS, "--scope", "openid perps:trade", "--now", NOW], facts_for=facts_for
+        ["policy", "explain", ADDRESS, "--scope", "openid perps:trade", "--now", NOW, "--chain", "1"],
+        decision_for=decision_for,
     )
-    assert code == 0 and seen == [ADDRESS]
+    assert code == 0 and seen == [(ADDRESS, 1)]
+    lines = out.splitlines()
+    assert lines[2].startswith("eligibility  PASS  chain 1 block 123")
     assert "residence US is denied" in out
+
+
+def test_explain_stops_at_the_chains_eligibility_rule() -> None:
+    async def decision_for(address: str, chain_id: int | None) -> ComplianceDecision:
+        return _decision(replace(RECORD, flags=0x01), reasons=("us_person",))
+
+    code, out, _ = _run(
+        ["policy", "explain", ADDRESS, "--scope", "openid", "--now", NOW], decision_for=decision_for
+    )
+    assert code == 0
+    assert out.splitlines()[2] == "eligibility  REFUSED  not eligible on chain 1 (block 123): us_person"
+    assert out.rstrip().endswith(
+        "outcome  deny at eligibility, before the policy: 403 not_eligible: "
+        "not eligible on chain 1 (block 123): us_person"
+    )
+    assert "issue" not in out
+    code, out, _ = _run(
+        ["policy", "explain", ADDRESS, "--scope", "openid", "--now", NOW, "--json"], decision_for=decision_for
+    )
+    doc = json.loads(out)
+    assert doc["eligibility"]["verdict"] == "refused" and doc["eligibility"]["error"] == "not_eligible"
+    assert doc["decision"] is None
 
 
 @pytest.mark.parametrize(
