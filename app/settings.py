@@ -302,14 +302,14 @@ class Settings(BaseSettings):
                     names = ", ".join(chain.compliance_sources())
                     return [
                         f"compliance: off, but chain {chain.chain_id} configures compliance sources"
-                        f" ({names}); remove them, or leave PORTCULLIS_COMPLIANCE at required"
+                        f" ({names}). Remove them, or leave PORTCULLIS_COMPLIANCE at required"
                     ]
             return []
         if self.mode == "production" and not any(any(c.compliance_sources().values()) for c in self.chains):
             # A compliance gate that is silently absent would sign in any wallet: refuse to start instead.
             return [
                 "chains: production needs at least one chain with a required compliance source (registry,"
-                " sanctions oracle, identity registry, EAS attestation or token gate); configure"
+                " sanctions oracle, identity registry, EAS attestation or token gate). Configure"
                 " PORTCULLIS_CHAINS, or set PORTCULLIS_COMPLIANCE=off to run without the compliance gate"
             ]
         if self.mode == "production":
@@ -319,7 +319,7 @@ class Settings(BaseSettings):
                 # A sign-in on an accepted chain without a gate would skip compliance for that wallet.
                 return [
                     f"chain_ids: chain(s) {', '.join(map(str, ungated))} accept sign-ins but have no required"
-                    " compliance source in PORTCULLIS_CHAINS; configure one for each, remove them from"
+                    " compliance source in PORTCULLIS_CHAINS. Configure one for each, remove them from"
                     " PORTCULLIS_CHAIN_IDS, or set PORTCULLIS_COMPLIANCE=off"
                 ]
         return []

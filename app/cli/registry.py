@@ -284,37 +284,48 @@ def grant_csv(ctx: Context, path: Path) -> int:
     batches = [pending[i : i + size] for i in range(0, len(pending), size)]
     progress = Progress(ctx.output.err, len(rows), len(rows) - len(pending))
     results: list[dict[str, Any]] = []
-    for number, batch in enumerate(batches, start=1):
-        call = _batch_call(batch)
-        try:
-            result = writer.submit(call)
-        except RegistryCliError as exc:
-            exc.add_context(
-                f"batch {number}/{len(batches)} ({_lines(batch)}) failed with "
-                f"{progress.done}/{len(rows)} rows applied (re-run to resume)"
-            )
-            raise
-        except KeyboardInterrupt:
-            raise _interrupted(writer, results, number, len(batches), batch) from None
-        results.append({**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch)})
-        note = "estimated" if result["dry_run"] else f"tx {result['tx']}"
-        progress.update(progress.done + len(batch), f"batch {number}/{len(batches)} {note}")
+    under_way: tuple[int, Sequence[rc.GrantRow]] | None = None
+    try:  # Ctrl-C may land anywhere in the loop, a progress line's write included
+        for number, batch in enumerate(batches, start=1):
+            under_way = (number, batch)
+            try:
+                result = writer.submit(_batch_call(batch))
+            except RegistryCliError as exc:
+                exc.add_context(
+                    f"batch {number}/{len(batches)} ({_lines(batch)}) failed with "
+                    f"{progress.done}/{len(rows)} rows applied (re-run to resume)"
+                )
+                raise
+            results.append({**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch)})
+            under_way = None
+            note = "estimated" if result["dry_run"] else f"tx {result['tx']}"
+            progress.update(progress.done + len(batch), f"batch {number}/{len(batches)} {note}")
+    except KeyboardInterrupt:
+        raise _interrupted(writer, results, len(batches), under_way) from None
     return _grant_csv_report(ctx, writer, path, rows, pending, results)
 
 
 def _interrupted(
-    writer: Writer, done: list[dict[str, Any]], number: int, total: int, batch: Sequence[rc.GrantRow]
+    writer: Writer,
+    done: list[dict[str, Any]],
+    total: int,
+    under_way: tuple[int, Sequence[rc.GrantRow]] | None,
 ) -> GrantInterrupted:
-    """What went through before Ctrl-C, and what became of the batch that was under way."""
+    """What went through before Ctrl-C, and what became of the batch that was under way (None: Ctrl-C came
+    between batches, after the last one confirmed)."""
     went = ", ".join(f"{_span(r['lines'])} in tx {r['tx']}" for r in done if not r["dry_run"])
     through = (
         f"{len(done)} of {total} batches went through ({went})"
         if went
         else f"none of {total} batches went through"
     )
-    if writer.in_flight is not None:
+    if under_way is None:
+        pending = "no batch was under way"
+    elif writer.in_flight is not None:
+        number, batch = under_way
         pending = f"batch {number} ({_lines(batch)}) was sent as tx {writer.in_flight} but not confirmed"
     else:
+        number, batch = under_way
         pending = f"batch {number} ({_lines(batch)}) was not sent"
     return GrantInterrupted(
         f"interrupted: {through}; {pending}; re-run the same command to resume (applied rows are skipped)"
