@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,31 +15,15 @@ from typing import Any
 import jwt
 import pytest
 from eth_account import Account
-from web3 import Web3
 
 from app.cli.main import build_parser
 from app.settings import Settings
-from tests.anvil import Anvil, deploy, send
+from tests.anvil import Anvil
 from tests.audit.tamper import rows
 from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
 
 POLL = 1.0
 DELAY_BOUND = 3.0  # seconds: generous for a loaded CI machine; the benchmark holds the 2 s target
-
-
-@pytest.fixture(scope="module")
-def chain() -> Iterator[Anvil]:
-    with Anvil() as anvil:
-        yield anvil
-
-
-@pytest.fixture(scope="module")
-def registry(chain: Anvil) -> str:
-    admin, officer = chain.accounts[0], chain.accounts[1]
-    contract = deploy(chain.w3, "ComplianceRegistry", admin, sender=admin)
-    for role in ("ATTESTER_ROLE", "REVOKER_ROLE"):
-        send(contract.functions.grantRole(Web3.keccak(text=role), officer), admin)
-    return str(contract.address)
 
 
 def settings_for(tmp_path: Path, sqlite_url: str, chain: Anvil, registry: str, **extra: Any) -> Settings:

@@ -8,36 +8,18 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
-from tests.anvil import Anvil, deploy, send
+from tests.anvil import Anvil
 from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
 from tests.integration.server import ServerProcess
 
 UNTIL = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
-
-
-@pytest.fixture(scope="module")
-def chain() -> Iterator[Anvil]:
-    with Anvil() as anvil:
-        yield anvil
-
-
-@pytest.fixture(scope="module")
-def registry(chain: Anvil) -> str:
-    admin, officer = chain.accounts[0], chain.accounts[1]
-    contract = deploy(chain.w3, "ComplianceRegistry", admin, sender=admin)
-    for role in ("ATTESTER_ROLE", "REVOKER_ROLE"):
-        send(contract.functions.grantRole(Web3.keccak(text=role), officer), admin)
-    return str(contract.address)
 
 
 def portcullis(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
