@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import io
 import json
 import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
 
 from app.audit.events import RequestMeta
 from app.chain.types import ComplianceDecision
@@ -56,20 +58,33 @@ def _check_database(settings: Settings) -> None:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from app.cli.demo import run_demo
+    from app.cli.demo import DevTools, run_demo
 
     url = args.url or settings.issuer
+    if args.url:  # the registry and policy commands below find the development chain at the issuer
+        settings = settings.model_copy(update={"issuer": args.url.rstrip("/")})
 
-    def grant(address: str) -> int:
+    def grant(address: str, options: list[str]) -> int:
         until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
-        argv = ["registry", "grant", address, "--residence", "DE", "--class", "professional"]
-        argv += ["--kyc-level", "2", "--flags", "appropriateness_derivatives", "--valid-until", until]
-        grant_args = build_parser().parse_args(argv)
+        grant_args = build_parser().parse_args(
+            ["registry", "grant", address, *options, "--valid-until", until]
+        )
         result: int = grant_args.fn(settings, grant_args)
         return result
 
+    def explain(address: str, scope: str, details: str) -> dict[str, object] | None:
+        argv = ["policy", "explain", address, "--scope", scope, "--details", details, "--json"]
+        out, err = io.StringIO(), io.StringIO()
+        if _policy(settings, build_parser().parse_args(argv), out=out, err=err) != 0:
+            return None
+        doc: dict[str, object] = json.loads(out.getvalue())
+        return doc
+
+    tools = DevTools(grant=grant, explain=explain)
     try:
-        return run_demo(url, client_id=args.client_id or settings.default_client_id, grant=grant)
+        return run_demo(
+            url, client_id=args.client_id or settings.default_client_id, tools=tools, wait_seconds=args.wait
+        )
     except httpx.TransportError as exc:
         print(f"portcullis demo: cannot reach {url} ({exc}); is `make run` running?", file=sys.stderr)
         return 1
@@ -159,7 +174,9 @@ def _audit(settings: Settings, args: argparse.Namespace) -> int:
     return audit.purge(settings, args.dry_run, operator())
 
 
-def _policy(settings: Settings, args: argparse.Namespace) -> int:
+def _policy(
+    settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """``portcullis policy``: ``explain`` reads the account's compliance decision as the server reads it."""
 
     async def decision_for(address: str, chain_id: int | None) -> ComplianceDecision | None:
@@ -196,7 +213,7 @@ def _policy(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await access.close()
 
-    return policy_cli.run(settings, args, decision_for=decision_for)
+    return policy_cli.run(settings, args, decision_for=decision_for, out=out, err=err)
 
 
 def operator() -> RequestMeta:
@@ -208,6 +225,17 @@ def operator() -> RequestMeta:
     return RequestMeta(operator=user)
 
 
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds (argparse type: a bad value is a usage error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds >= 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portcullis", description=__doc__)
     parser.add_argument(
@@ -217,9 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
         fn=_serve
     )
-    demo = sub.add_parser("demo", help="sign in against a running server with a throwaway wallet")
+    demo = sub.add_parser(
+        "demo", help="sign in the development chain's demo wallets and show what the trading policy grants"
+    )
     demo.add_argument("--url", help="server base URL (default: PORTCULLIS_ISSUER)")
     demo.add_argument("--client-id", help="client id (default: the first configured client)")
+    demo.add_argument(
+        "--wait",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="wait this long for the server to answer (default 120)",
+    )
     demo.set_defaults(fn=_demo)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="action", required=True)
