@@ -86,8 +86,11 @@ class Anvil:
         binary: Path | None = None,
         start_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        port: int | None = None,
     ) -> None:
+        """``port``: listen there (a test's own port range) instead of on a free port."""
         self.block_time = block_time
+        self.fixed_port = port
         self.binary = binary
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -141,7 +144,7 @@ class Anvil:
         self._stop()
 
     def _start(self, binary: Path) -> None:
-        self.port = _free_port()
+        self.port = self.fixed_port or _free_port()
         command = [
             str(binary),
             "--host",

@@ -5,7 +5,8 @@ Polled every ``poll_seconds`` up to head minus ``confirmations``, it reads (cont
 Chainalysis oracle's ``SanctionedAddressesAdded`` / ``SanctionedAddressesRemoved(address[])``, ERC-3643
 ``IdentityRegistered`` / ``IdentityRemoved`` / ``CountryUpdated``, and EAS ``Attested`` / ``Revoked`` of the
 configured schema. For each affected account it invalidates the reader's cache and awaits
-``on_change(chain_id, account, event, block)`` so the server can revoke sessions.
+``on_change(change)`` with a :class:`ChainChange` naming the account, the event and the log it came from
+(transaction, log index, block hash, contract, topics, data) so the server can audit it and revoke sessions.
 
 Reorg safety: the cursor is the last processed block's number AND hash; the cursors of earlier polls are
 kept. Each poll first checks that the cursor is still canonical; if not, it steps back to the newest
@@ -37,7 +38,6 @@ from app.settings import ChainSettings
 
 log = logging.getLogger("portcullis.chain")
 
-OnChange = Callable[[int, str, str, int], Awaitable[None]]
 
 _RECORD = "(uint16,uint8,uint8,uint8,uint32,uint64,uint64,address,uint64,bytes32,bytes32,bytes32)"
 # topic0 -> event name, per kind of contract. Account-per-topic events carry the account as topic 1.
@@ -70,18 +70,30 @@ class CacheInvalidator(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ChainChange:
-    """One reported change: ``account`` was touched by ``event`` in block ``block``."""
+    """One reported change: ``account`` was touched by ``event`` in block ``block``, by the log ``log``.
 
+    For ``Reorged``, ``block`` is the block up to which the chain was re-read without the event and ``log``
+    is the dropped log (its block number and hash are those of the block that no longer exists)."""
+
+    chain_id: int
     account: str
     event: str
     block: int
-    transaction_hash: str
+    log: Log
+
+    @property
+    def transaction_hash(self) -> str:
+        return self.log.transaction_hash
+
+
+OnChange = Callable[[ChainChange], Awaitable[None]]
 
 
 @dataclass(slots=True)
 class _Seen:
     block: int
     accounts: tuple[str, ...]
+    log: Log
     pending_orphan: bool = False  # its block was dropped by a reorg; not seen again yet
 
 
@@ -220,7 +232,7 @@ class LogFollower:
                 del self._seen[key]
                 for account in seen.accounts:
                     self._cache.invalidate(account)
-                    changes.append(await self._report(account, REORGED, read_up_to, key[0]))
+                    changes.append(await self._report(account, REORGED, read_up_to, seen.log))
         return changes
 
     def _prune(self) -> None:
@@ -291,17 +303,19 @@ class LogFollower:
         if seen is not None:
             # Re-read after stepping back, or the same transaction mined again after a reorg: reported.
             seen.block = entry.block_number
+            seen.log = entry
             seen.pending_orphan = False
             return []
-        self._seen[key] = _Seen(entry.block_number, accounts)
-        return [await self._report(a, event, entry.block_number, entry.transaction_hash) for a in accounts]
+        self._seen[key] = _Seen(entry.block_number, accounts, entry)
+        return [await self._report(a, event, entry.block_number, entry) for a in accounts]
 
-    async def _report(self, account: str, event: str, block: int, transaction_hash: str) -> ChainChange:
+    async def _report(self, account: str, event: str, block: int, entry: Log) -> ChainChange:
+        change = ChainChange(self.settings.chain_id, account, event, block, entry)
         try:
-            await self._on_change(self.settings.chain_id, account, event, block)
+            await self._on_change(change)
         except Exception:
             # A failing callback must not stop the follower (nor make it re-report): log it loudly.
             log.exception(
                 "chain %s follower: on_change(%s, %s) failed", self.settings.chain_id, account, event
             )
-        return ChainChange(account, event, block, transaction_hash)
+        return change

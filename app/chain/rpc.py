@@ -1,5 +1,6 @@
-"""Ethereum JSON-RPC (execution API: eth_chainId, eth_getBlockByNumber, eth_call, eth_getLogs, eth_getCode):
-the few reads the chain reader needs, behind one small protocol.
+"""Ethereum JSON-RPC (execution API: eth_chainId, eth_getBlockByNumber, eth_call, eth_getLogs, eth_getCode,
+eth_getTransactionByHash): the few reads the chain reader and the log follower need, behind one small
+protocol.
 
 ``Web3Rpc`` is the real client over web3.py 8 ``AsyncWeb3(AsyncHTTPProvider)``: it tries the configured URLs
 in order (starting with the last one that answered), gives every attempt ``rpc_timeout_seconds``, and checks
@@ -17,7 +18,13 @@ import aiohttp
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import BlockNotFound, ContractLogicError, Web3Exception, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
 from web3.providers.async_base import AsyncBaseProvider
 from web3.types import BlockData, BlockIdentifier, FilterParams, LogReceipt, TxParams
 
@@ -214,6 +221,19 @@ class Web3Rpc:
             return bytes(await w3.eth.get_code(to_checksum_address(address), block))
 
         return await self._request(f"the code at {address}", op)
+
+    async def transaction_sender(self, transaction_hash: str) -> str | None:
+        """The ``from`` of a mined transaction (``eth_getTransactionByHash``), None when it is unknown."""
+
+        async def op(w3: AsyncWeb3[Any]) -> str | None:
+            try:
+                tx = await w3.eth.get_transaction(HexStr(transaction_hash))
+            except TransactionNotFound:
+                return None
+            sender = tx.get("from")
+            return None if sender is None else to_checksum_address(sender)
+
+        return await self._request(f"transaction {transaction_hash}", op)
 
     # ------------------------------------------------------------------ failover
 

@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 
 from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes
+from app.chain.follower import ChainChange
 from app.clock import Clock, Entropy
 from app.http.cors import CorsMiddleware
 from app.http.errors import HANDLERS, unexpected_error
@@ -57,8 +58,8 @@ def create_app(
         stop = asyncio.Event()
         p = runtime.provider
 
-        async def on_change(chain_id: int, account: str, event: str, block: int) -> None:
-            await compliance.on_chain_change(p, chain_id, account, event, block)
+        async def on_change(change: ChainChange) -> None:
+            await compliance.on_chain_change(p, change)
 
         tasks = [
             asyncio.create_task(_housekeeping(runtime.provider, runtime.secret)),

@@ -10,11 +10,14 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from app.audit import events
+from app.chain import changes
 from app.chain.access import ChainAccess
+from app.chain.follower import ChainChange
 from app.chain.types import ChainUnavailable, ComplianceDecision
 from app.errors import SignInRejected, TemporarilyUnavailable
 from app.oauth.provider import Provider
 from app.oidc.tokens import did_pkh
+from app.storage.records import ChainEventKey, SubjectRevocation
 
 NOT_ELIGIBLE = "not_eligible"
 
@@ -82,32 +85,60 @@ REVOKING_EVENTS = frozenset(
 )
 
 
-async def on_chain_change(p: Provider, chain_id: int, account: str, event: str, block: int) -> None:
-    """The log follower saw ``event`` for ``account``: record it, and end the wallet's sessions if it is
-    no longer eligible (refresh is refused from then on; access tokens run out within their short life)."""
-    address = to_checksum_address(account)
-    subject = did_pkh(chain_id, address)
+async def on_chain_change(p: Provider, change: ChainChange) -> None:
+    """The log follower saw ``change``: record it (docs/AUDIT.md, "chain.change"), and end the wallet's
+    sessions if it is no longer eligible (refresh is refused from then on; access tokens run out within their
+    short life).
+
+    Every replica's follower calls this for the same event. The entry, and the ending of sessions with its
+    ``token.subject_revoked`` entry, are written in one transaction by the replica that first claims the
+    event's key (app.storage.sql_chain_events); the others write nothing. Sessions live in the shared
+    database, so ending them once ends them for every replica; each replica's own cached decision was
+    already dropped by its follower. A decision that cannot be read still leaves the entry, then raises."""
+    address = to_checksum_address(change.account)
+    subject = did_pkh(change.chain_id, address)
     meta = events.RequestMeta()
-    await p.audit_log.record(
-        p.auditor.event(
-            events.CHAIN_CHANGE, events.SUCCESS, meta, reason=event, actor=subject, data={"block": block}
-        )
-    )
-    if event in REVOKING_EVENTS:
-        reasons = [event]
+    chain = p.chains.get(change.chain_id)
+    if chain is None:
+        data = changes.log_fields(change)
     else:
-        decision = await decide(p, chain_id, address)
-        if decision is None or decision.eligible:
-            return
-        reasons = list(decision.reasons)
+        data = await changes.describe(chain.rpc, change, chain.config.call_gas_cap)
     now = p.clock.now()
-    audit = p.auditor.event(
-        events.SUBJECT_REVOKED,
-        events.SUCCESS,
-        meta,
-        reason=NOT_ELIGIBLE,
-        actor=subject,
-        data={"event": event, "block": block, "reasons": reasons},
-        at=now,
+    entry = p.auditor.event(
+        events.CHAIN_CHANGE, events.SUCCESS, meta, reason=change.event, actor=subject, data=data, at=now
     )
-    await p.store.revoke_subject(subject, now, NOT_ELIGIBLE, audit)
+    failure: TemporarilyUnavailable | None = None
+    reasons: list[str] = []
+    if change.event in REVOKING_EVENTS:
+        reasons = [change.event]
+    else:
+        try:
+            decision = await decide(p, change.chain_id, address)
+        except TemporarilyUnavailable as exc:
+            failure, decision = exc, None
+        if decision is not None and not decision.eligible:
+            reasons = list(decision.reasons)
+    revocation = None
+    if reasons:
+        revoked = p.auditor.event(
+            events.SUBJECT_REVOKED,
+            events.SUCCESS,
+            meta,
+            reason=NOT_ELIGIBLE,
+            actor=subject,
+            data={"event": change.event, "block": change.block, "reasons": reasons},
+            at=now,
+        )
+        revocation = SubjectRevocation(subject, now, NOT_ELIGIBLE, revoked)
+    key = ChainEventKey(
+        chain_id=change.chain_id,
+        transaction_hash=change.log.transaction_hash,
+        log_index=change.log.log_index,
+        account=address,
+        event=change.event,
+        block_number=change.log.block_number,
+        block_hash=change.log.block_hash,
+    )
+    await p.store.record_chain_event(key, entry, revocation)
+    if failure is not None:
+        raise failure

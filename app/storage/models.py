@@ -190,3 +190,18 @@ class AuditKey(Base):
     public_jwk: Mapped[str] = mapped_column(Text)
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChainEvent(Base):
+    """The on-chain events already audited: one ``chain.change`` entry per event and wallet, whichever
+    replica's log follower saw it first (its row is written in the same transaction as the entry)."""
+
+    __tablename__ = "chain_events"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tx_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account: Mapped[str] = mapped_column(String(42), primary_key=True)
+    event: Mapped[str] = mapped_column(String(64), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))

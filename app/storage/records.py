@@ -92,6 +92,32 @@ class AuditRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ChainEventKey:
+    """One on-chain event as it touched one wallet: the one-entry rule's key (docs/AUDIT.md, "chain.change").
+
+    ``event`` is the event's name, or ``Reorged`` for the report that its block was dropped (a second,
+    distinct fact about the same log)."""
+
+    chain_id: int
+    transaction_hash: str
+    log_index: int
+    account: str
+    event: str
+    block_number: int
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRevocation:
+    """End every live session of ``subject`` (``revoke_subject``), described by ``audit``."""
+
+    subject: str
+    now: datetime
+    reason: str
+    audit: AuditRecord
+
+
 NonceFailure = Literal["unknown", "used", "expired", "other_client"]
 RefreshFailure = Literal["unknown", "reused", "revoked", "expired", "other_client", "superseded"]
 
@@ -183,6 +209,13 @@ class AuthStore(Protocol):
 
     async def revoke_subject(self, subject: str, now: datetime, reason: str, audit: AuditRecord) -> int:
         """Revoke every live refresh-token family of ``subject`` (e.g. the registry revoked the wallet)."""
+        ...
+
+    async def record_chain_event(
+        self, key: ChainEventKey, audit: AuditRecord, revocation: SubjectRevocation | None = None
+    ) -> bool:
+        """Claim ``key`` and, only if no process claimed it before, append ``audit`` and carry out
+        ``revocation``, all in one transaction. False (and nothing written) when ``key`` was claimed."""
         ...
 
     async def family_active(self, family_id: str, now: datetime) -> bool:

@@ -16,15 +16,18 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.storage import sql_chain_events as chain_events
 from app.storage.models import Base, Nonce, RefreshToken, SigningKey
 from app.storage.records import (
     AuditRecord,
+    ChainEventKey,
     KeyRecord,
     NonceFailure,
     NonceUnavailable,
     RefreshRecord,
     RefreshUnavailable,
     RetryRule,
+    SubjectRevocation,
 )
 from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
 from app.storage.sql_jtis import delete_expired_jtis
@@ -178,13 +181,27 @@ class SqlStore(SqlAuditLog):
 
     async def revoke_subject(self, subject: str, now: datetime, reason: str, audit: AuditRecord) -> int:
         async with self._write() as conn:
-            result = await conn.execute(
-                update(RefreshToken)
-                .where(RefreshToken.subject == subject, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=now, revoked_reason=reason[:64])
-            )
+            return await self._revoke_subject(conn, SubjectRevocation(subject, now, reason, audit))
+
+    async def _revoke_subject(self, conn: AsyncConnection, revocation: SubjectRevocation) -> int:
+        result = await conn.execute(
+            update(RefreshToken)
+            .where(RefreshToken.subject == revocation.subject, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=revocation.now, revoked_reason=revocation.reason[:64])
+        )
+        await append(conn, revocation.audit, self.hasher)
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def record_chain_event(
+        self, key: ChainEventKey, audit: AuditRecord, revocation: SubjectRevocation | None = None
+    ) -> bool:
+        async with self._write() as conn:
+            if not await chain_events.claim(conn, key):
+                return False
             await append(conn, audit, self.hasher)
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            if revocation is not None:
+                await self._revoke_subject(conn, revocation)
+            return True
 
     async def family_active(self, family_id: str, now: datetime) -> bool:
         async with self.engine.connect() as conn:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from web3.types import Wei
 
-from app.chain.follower import LogFollower
+from app.chain.follower import ChainChange, LogFollower
 from app.chain.reader import ComplianceReader
 from app.chain.rpc import Web3Rpc
 from app.settings import ChainSettings
@@ -29,8 +29,8 @@ class Recorder:
         self.calls: list[tuple[int, str, str, int]] = []
         self.arrived = asyncio.Event()
 
-    async def __call__(self, chain_id: int, account: str, event: str, block: int) -> None:
-        self.calls.append((chain_id, account, event, block))
+    async def __call__(self, change: ChainChange) -> None:
+        self.calls.append((change.chain_id, change.account, change.event, change.block))
         self.arrived.set()
 
 
