@@ -1,5 +1,6 @@
-"""Second-factor endpoints (docs/MFA.md). Account actions take the caller's access token (RFC 6750);
-enrolling, removing and issuing recovery codes need a recent strong sign-in (app.mfa.acr)."""
+"""Second-factor endpoints (docs/MFA.md). Account actions take the caller's access token (RFC 6750, or
+RFC 9449 DPoP for a bound token), live by the rule userinfo applies (app.oauth.bearer); enrolling, removing
+and issuing recovery codes need a recent strong sign-in (app.mfa.acr)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
-from app.errors import InvalidRequest, MissingToken
+from app.errors import InvalidRequest
 from app.http.body import read_json_object, string_field
 from app.http.errors import NO_STORE
 from app.mfa import acr
 from app.mfa.errors import MfaError
+from app.oauth import bearer
 from app.oauth.provider import Provider
 from app.oauth.stepup import oauth_error
-from app.oidc.tokens import validate_access_token
 
 MetaOf = Callable[[Request], RequestMeta]
 
@@ -32,11 +33,15 @@ class Caller:
 
 
 async def _caller(request: Request, p: Provider) -> Caller:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise MissingToken("a Bearer access token is required (RFC 6750)")
+    # RFC 7009 section 2.1: a revoked, logged-out or reuse-ended session's token manages no factors.
+    claims = await bearer.access_claims(
+        p,
+        request.headers.get("authorization"),
+        request.headers.getlist("dpop"),
+        method=request.method,
+        path=request.url.path,
+    )
     now = p.clock.now()
-    claims = validate_access_token(p.keys.ring, p.policy, token.strip(), now)
     auth_time = datetime.fromtimestamp(int(claims.get("auth_time", 0)), UTC)
     enrolled = await p.mfa.has_second_factor(claims["sub"])
     strong = acr.recent_strong_auth(claims.get("amr", []), auth_time, now, enrolled=enrolled)

@@ -34,6 +34,9 @@ async def introspect(
     p: Provider, form: dict[str, str], authorization: str | None, meta: events.RequestMeta
 ) -> dict[str, Any]:
     client = await authenticate_client(p, form, authorization, meta, "/introspect")
+    if client.token_endpoint_auth_method == "none":  # noqa: S105 (a method name)
+        # RFC 7662 section 2.1: the caller must be authorized; a public client's id alone proves nothing.
+        raise InvalidClient("introspection needs a client that authenticates; public clients (none) may not")
     token = _token(form)
     answer = await _access_token_state(p, token) or await _refresh_token_state(p, token)
     if answer is None:

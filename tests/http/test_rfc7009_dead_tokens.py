@@ -1,8 +1,9 @@
-"""RFC 7009 section 2.1 ("the token cannot be used again after the revocation") at /userinfo: an access
-token that introspection calls inactive is refused by userinfo with RFC 6750 invalid_token, and the two
-agree in every case: revoked, logged out, its family ended for reuse, its wallet revoked in the registry,
-its registry record past validUntil. Chains: the embedded development EVM (py-evm, whose block time follows
-the test's clock) and a real anvil node with the `portcullis registry` CLI."""
+"""RFC 7009 section 2.1 ("the token cannot be used again after the revocation") at /userinfo and /mfa: an
+access token that introspection calls inactive is refused by userinfo and the second-factor endpoints with
+RFC 6750 invalid_token, and they agree in every case: revoked, logged out, its family ended for reuse, its
+wallet revoked in the registry, its registry record past validUntil. Chains: the embedded development EVM
+(py-evm, whose block time follows the test's clock) and a real anvil node with the `portcullis registry`
+CLI."""
 
 from __future__ import annotations
 
@@ -51,8 +52,13 @@ async def h(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Harness]:
 
 
 async def live(h: Harness, access_token: str) -> bool:
-    """Ask userinfo and introspection about ``access_token``; they must agree. True when both accept it."""
+    """Ask userinfo, the second-factor endpoints and introspection about ``access_token``; they must agree.
+    True when all accept it."""
     answer = await h.client.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+    factors = await h.client.get("/mfa/factors", headers={"Authorization": f"Bearer {access_token}"})
+    assert (factors.status_code == 200) == (answer.status_code == 200), f"/mfa/factors: {factors.text}"
+    if factors.status_code != 200:
+        assert factors.status_code == 401 and factors.json()["error"] == "invalid_token", factors.text
     described = await h.client.post(
         "/introspect", data={"token": access_token}, headers=basic(BACKEND, SECRET)
     )

@@ -37,7 +37,12 @@ async def h(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Harness]:
                     "response_types": [],
                     "token_endpoint_auth_method": "client_secret_basic",
                     "client_secret": SECRET,
-                }
+                },
+                {
+                    "client_id": "mobile",
+                    "redirect_uris": ["http://127.0.0.1:7777/cb"],
+                    "token_endpoint_auth_method": "none",
+                },
             ]
         )
     )
@@ -84,10 +89,12 @@ async def test_introspection_needs_a_registered_client(h: Harness, wallet: Any) 
         reply = await h.client.post("/introspect", data={"token": tokens["access_token"]}, headers=headers)
         assert reply.status_code == 401 and reply.json()["error"] == "invalid_client"
         assert "active" not in reply.text
-    public = await h.client.post(
-        "/introspect", data={"token": tokens["access_token"], "client_id": "portcullis-demo"}
-    )
-    assert public.status_code == 401
+    for public_client in ("portcullis-demo", "mobile"):  # PORTCULLIS_CLIENTS, and a registered `none`
+        public = await h.client.post(
+            "/introspect", data={"token": tokens["access_token"], "client_id": public_client}
+        )
+        assert public.status_code == 401 and public.json()["error"] == "invalid_client", public.text
+        assert "active" not in public.text
 
 
 async def test_revocation_is_quiet_about_bad_tokens(h: Harness, wallet: Any) -> None:
