@@ -25,9 +25,15 @@ class ServerProcess:
     for browser tests of WebAuthn, whose relying party id must be a domain, never an IP address."""
 
     def __init__(
-        self, data_dir: Path, *, public_host: str = "127.0.0.1", log_file: Path | None = None, **env: str
+        self,
+        data_dir: Path,
+        *,
+        public_host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        port: int | None = None,
+        **env: str,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_file = log_file  # where the server's stdout and stderr go (default: the test's own)
         self.url = f"http://{public_host}:{self.port}"
         if public_host != "127.0.0.1":
