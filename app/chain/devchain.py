@@ -12,11 +12,13 @@ See docs/DEV_CHAIN.md for the accounts, the records and the time model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, cast
 
 import anyio.to_thread
@@ -39,11 +41,19 @@ from web3.types import RPCEndpoint, RPCResponse
 
 from app import strict_json
 from app.chain import artifacts
+from app.chain.devchain_journal import (
+    RESET_HINT,
+    DevChainJournal,
+    JournalError,
+    JournalHeader,
+    journal_path,
+)
 from app.chain.devchain_rpc import (
     INVALID_REQUEST,
     PARSE_ERROR,
     EvmRpc,
     Json,
+    ReplayError,
     RpcError,
     RpcResponse,
     TxRequest,
@@ -206,7 +216,7 @@ class _DevMiningChain(MiningChain):
         return super().create_header_from_parent(parent_header, **header_params)
 
 
-def _genesis(now: int) -> MiningChain:
+def _genesis(timestamp: int) -> MiningChain:
     state: AccountState = {
         _raw(account.address): {"balance": DEV_BALANCE, "nonce": 0, "code": b"", "storage": {}}
         for account in DEV_ACCOUNTS
@@ -218,7 +228,7 @@ def _genesis(now: int) -> MiningChain:
         "gas_limit": GAS_LIMIT,
         "mix_hash": b"\x00" * 32,
         "nonce": b"\x00" * 8,
-        "timestamp": now - 1,  # block 1 may then carry the time now
+        "timestamp": timestamp,
     }
     chain = _DevMiningChain.from_genesis(AtomicDB(), params, state)
     assert isinstance(chain, MiningChain)
@@ -266,26 +276,53 @@ class DevChain:
     """The development chain: registry deployed at ``registry_address``, demo records seeded.
 
     Built once per server start (``make run``); everything lives in this object, nothing in the module.
+    With a ``journal`` every mined block is written to it, and a chain found in it is rebuilt block by block
+    instead of seeding a new one (docs/DEV_CHAIN.md, "State"); :meth:`close` releases the file.
     """
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(self, *, clock: Clock | None = None, journal: DevChainJournal | None = None) -> None:
         clock = clock or SystemClock()
-        now = int(clock.now().timestamp())
         self.chain_id = DEV_CHAIN_ID
         self.accounts = DEV_ACCOUNTS
+        self.journal = journal
+        header, blocks = journal.read() if journal is not None else (None, [])
+        registry_code = hashlib.sha256(artifacts.bytecode(REGISTRY)).hexdigest()
+        if header is None:
+            now = int(clock.now().timestamp())
+            header = JournalHeader(DEV_CHAIN_ID, now - 1, registry_code)  # block 1 may carry the time now
+        elif journal is not None:
+            _check_header(journal, header, registry_code)
         self._rpc = EvmRpc(
-            _genesis(now),
+            _genesis(header.genesis_timestamp),
             chain_id=DEV_CHAIN_ID,
             clock=clock,
             signers={_raw(a.address): PrivateKey(bytes.fromhex(a.private_key[2:])) for a in DEV_ACCOUNTS},
             client_version=f"portcullis-devchain/py-evm-{version('py-evm')}",
+            on_mined=journal.append if journal is not None else None,
         )
         registry = contract_address(_raw(ADMIN.address), 0)
-        valid_until = now + int(RECORD_VALIDITY.total_seconds())
+        self.registry_address: ChecksumAddress = to_checksum_address(registry)
+        self.restored_blocks = len(blocks)
+        if blocks:
+            assert journal is not None
+            try:
+                self._rpc.replay(blocks)
+            except ReplayError as exc:
+                raise JournalError(
+                    f"the development chain journal {journal.path} does not replay ({exc}): {RESET_HINT}"
+                ) from None
+            return
+        if journal is not None:
+            journal.start(header)
+        valid_until = header.genesis_timestamp + 1 + int(RECORD_VALIDITY.total_seconds())
         for applied in self._rpc.transact(_seed_requests(registry, valid_until)):
             if not applied.success:
                 raise RuntimeError(f"dev chain set-up transaction failed: 0x{applied.output.hex()}")
-        self.registry_address: ChecksumAddress = to_checksum_address(registry)
+
+    def close(self) -> None:
+        """Release the journal (the chain itself stays readable in memory)."""
+        if self.journal is not None:
+            self.journal.close()
 
     async def handle(self, payload: Json) -> RpcResponse | list[RpcResponse] | None:
         """Answer a JSON-RPC request or batch (already parsed JSON) on a worker thread.
@@ -327,6 +364,33 @@ class DevChain:
                 if (record := account.record) is not None
             ],
         }
+
+
+def open_dev_chain(data_dir: Path, *, clock: Clock | None = None) -> DevChain:
+    """The development chain kept in ``data_dir`` (rebuilt from its journal, or new and journalled there).
+
+    Raises JournalError (one line saying what to do) when the journal is unreadable, belongs to another
+    build, or is held by another server."""
+    journal = DevChainJournal(journal_path(data_dir))
+    try:
+        return DevChain(clock=clock, journal=journal)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _check_header(journal: DevChainJournal, header: JournalHeader, registry_code: str) -> None:
+    if header.chain_id != DEV_CHAIN_ID:
+        raise JournalError(
+            f"the development chain journal {journal.path} is for chain {header.chain_id},"
+            f" not {DEV_CHAIN_ID}: {RESET_HINT}"
+        )
+    if header.registry_code != registry_code:
+        # The chain runs the registry it was created with; the server would read it with the new ABI.
+        raise JournalError(
+            f"the development chain in {journal.path} was created with another build of {REGISTRY}"
+            f" (contracts/ changed since): {RESET_HINT}"
+        )
 
 
 # -- web3.py providers (in process, no HTTP) ----------------------------------------------------------

@@ -112,6 +112,20 @@ class TxRequest:
 
 
 @dataclass(frozen=True)
+class MinedBlock:
+    """A block as the development chain journal keeps it: enough to mine it again, and its hash to check."""
+
+    number: int
+    timestamp: int
+    transactions: tuple[bytes, ...]  # signed, EIP-2718 encoded (what eth_sendRawTransaction takes)
+    block_hash: bytes
+
+
+class ReplayError(Exception):
+    """A journalled block could not be mined again as it was (the message says which and why)."""
+
+
+@dataclass(frozen=True)
 class Applied:
     """A transaction mined by :meth:`EvmRpc.transact`: its hash, outcome and revert data."""
 
@@ -302,8 +316,11 @@ class EvmRpc:
         clock: Clock,
         signers: Mapping[bytes, PrivateKey],
         client_version: str,
+        on_mined: Callable[[MinedBlock], None] | None = None,
     ) -> None:
+        """``on_mined`` is called (lock held) with every block mined by a request or :meth:`transact`."""
         self._chain = chain
+        self._on_mined = on_mined
         self._chain_id = chain_id
         self._clock = clock
         self._signers = dict(signers)
@@ -383,6 +400,22 @@ class EvmRpc:
         """Sign ``requests`` with the unlocked keys and mine them together in one block."""
         with self._lock:
             return self._mine(requests)
+
+    def replay(self, blocks: Sequence[MinedBlock]) -> None:
+        """Mine journalled blocks again, each at its own timestamp; ReplayError unless each hash matches."""
+        with self._lock:
+            for block in blocks:
+                head = self._head()
+                if block.number != head.block_number + 1:
+                    raise ReplayError(f"block {block.number} follows block {head.block_number}")
+                builder = self._chain.get_vm().get_transaction_builder()
+                try:
+                    transactions = [builder.decode(raw) for raw in block.transactions]
+                    _, mined = self._mine_at(block.timestamp, transactions)
+                except Exception as exc:  # rlp, py-evm and eth-keys each raise their own kinds
+                    raise ReplayError(f"block {block.number} does not apply: {exc}") from None
+                if mined.block_hash != block.block_hash:
+                    raise ReplayError(f"block {block.number} comes out with another hash")
 
     # -- chain access (lock held) --
 
@@ -532,9 +565,18 @@ class EvmRpc:
 
         A :class:`TxRequest` is signed when its turn comes, so its nonce counts the ones before it.
         """
+        applied, mined = self._mine_at(max(self._now(), self._head().timestamp + 1), transactions)
+        if self._on_mined is not None:
+            self._on_mined(mined)
+        return applied
+
+    def _mine_at(
+        self, timestamp: int, transactions: Sequence[SignedTransactionAPI | TxRequest]
+    ) -> tuple[list[Applied], MinedBlock]:
         head = self._head()
-        self._chain.set_header_timestamp(max(self._now(), head.timestamp + 1))
+        self._chain.set_header_timestamp(timestamp)
         applied: list[Applied] = []
+        signed: list[SignedTransactionAPI] = []
         try:
             for item in transactions:
                 transaction = self._signer_for(item) if isinstance(item, TxRequest) else item
@@ -544,6 +586,7 @@ class EvmRpc:
                         f"invalid chain id for signer: have {transaction.chain_id} want {self._chain_id}",
                     )
                 _, _, computation = self._chain.apply_transaction(transaction)
+                signed.append(transaction)
                 applied.append(
                     Applied(
                         tx_hash=transaction.hash,
@@ -559,8 +602,14 @@ class EvmRpc:
             self._chain.header = self._chain.create_header_from_parent(head)
             raise
         # prevrandao: deterministic per parent, so a replay of the same writes gives the same chain.
-        self._chain.mine_block(mix_hash=keccak(head.hash))
-        return applied
+        block = self._chain.mine_block(mix_hash=keccak(head.hash))
+        mined = MinedBlock(
+            number=block.number,
+            timestamp=block.header.timestamp,
+            transactions=tuple(transaction.encode() for transaction in signed),
+            block_hash=block.hash,
+        )
+        return applied, mined
 
     # -- serialization --
 

@@ -39,12 +39,17 @@ class EnvironmentProblem(CliError):
     exit_code = EXIT_ENVIRONMENT
 
 
+_SECRET_QUERY_WORDS = ("pass", "secret", "token", "key")  # password=, sslpassword=, sslkey=, ...
+
+
 def shown_url(url: str) -> str:
-    """The database URL without its password."""
+    """The database URL with its password masked and the query options that look secret left out."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except ArgumentError:
         return "(unparsable URL)"
+    secret = [name for name in parsed.query if any(word in name.lower() for word in _SECRET_QUERY_WORDS)]
+    return parsed.difference_update_query(secret).render_as_string(hide_password=True)
 
 
 def _first_line(exc: BaseException) -> str:

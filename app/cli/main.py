@@ -11,30 +11,41 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import TextIO
 
 from app.audit.events import RequestMeta
 from app.chain.types import ComplianceDecision
+from app.cli import dev as dev_cli
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
-from app.cli.failures import EXIT_INTERRUPTED, CliError, database_errors
+from app.cli.failures import EXIT_INTERRUPTED, CliError, EnvironmentProblem, database_errors
 from app.settings import Settings, SettingsError, load_settings
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.chain.devchain_journal import JournalError
+    from app.cli import banner
+    from app.http.access_log import uvicorn_log_config
     from app.http.app import create_app
     from app.http.slow_clients import uvicorn_options
 
     _check_database(
         settings
     )  # a database down, missing or locked by another secret: one line, not a traceback
+    try:
+        app = create_app(settings)
+    except JournalError as exc:  # the development chain's file: unreadable, another build, or in use
+        raise EnvironmentProblem(str(exc)) from exc
+    print(banner.render(banner.start_up_rows(settings, app.state.dev_chain)), flush=True)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(),  # the access log, without the dev chain's JSON-RPC calls
         proxy_headers=False,
         server_header=False,
         **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)
@@ -241,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of a failure, not only its one line"
     )
+    parser.add_argument("--version", action="version", version=f"portcullis {version('portcullis')}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
         fn=_serve
@@ -292,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(fn=_audit)
     registry_cli.add_parser(sub)
     policy_cli.add_parser(sub)
+    dev_cli.add_parser(sub)
     sub.choices["policy"].set_defaults(fn=_policy)
     return parser
 

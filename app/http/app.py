@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from app import bootstrap
-from app.chain.devchain import DevChain, dev_chain_routes
+from app.chain.devchain import DevChain, dev_chain_routes, open_dev_chain
 from app.chain.follower import ChainChange
 from app.clock import Clock, Entropy
 from app.http.cors import CorsMiddleware
@@ -37,14 +37,24 @@ def create_app(
 ) -> Starlette:
     routes = list(ROUTES)
     pages = Pages()  # read once per app, before the first request
-    dev_chain = None
+    dev_chain: DevChain | None = None
     if settings.mode == "development" and settings.dev_chain:
-        # Development only: an in-process EVM with the registry; its JSON-RPC is served for the CLI.
-        dev_chain = DevChain(clock=clock)
+        # Development only: an in-process EVM with the registry; its JSON-RPC is served for the CLI. Its
+        # blocks are journalled in the data dir, so grants survive a restart (docs/DEV_CHAIN.md, "State").
+        dev_chain = open_dev_chain(settings.data_dir, clock=clock)
         routes += dev_chain_routes(dev_chain)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with running(app):
+                yield
+        finally:
+            if dev_chain is not None:
+                dev_chain.close()  # releases the journal: `portcullis dev reset` may now clear it
+
+    @contextlib.asynccontextmanager
+    async def running(app: Starlette) -> AsyncIterator[None]:
         if settings.compliance == "off":
             log.warning(
                 "PORTCULLIS_COMPLIANCE=off: no on-chain compliance gate; every wallet that signs can sign in,"
@@ -84,7 +94,7 @@ def create_app(
                 await runtime.provider.sign_in_history.close()
                 await runtime.engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -94,6 +104,8 @@ def create_app(
         exception_handlers={**HANDLERS, Exception: unexpected_error},  # type: ignore[dict-item]
         lifespan=lifespan,
     )
+    app.state.dev_chain = dev_chain  # for the start-up banner, before the lifespan runs
+    return app
 
 
 async def _checkpoints(runtime: bootstrap.Runtime) -> None:
