@@ -82,9 +82,13 @@ def test_demo_shows_what_the_policy_grants_each_demo_wallet(tmp_path: Path) -> N
         assert refusal.endswith("): us_person")
         assert out.rstrip().endswith("demo complete")
 
-        # a second run against the same server tells the same story (the record of #5 written again)
+        # a second run against the same server tells the same story, and finds #5's record already on the
+        # (persistent) development chain instead of writing it again
+        assert "the demo writes one" in out
         again = server.portcullis("demo", "--wait", "10", timeout=180)
         assert again.returncode == 0, again.stdout + again.stderr
+        assert "written by an earlier demo run, is on the chain: nothing written" in again.stdout
+        assert "the demo writes one" not in again.stdout
         assert "leverage up to 2x; notional up to 10000 USDC" in again.stdout
 
         # the CLI and the server share settings: the CLI sees the key the server created
