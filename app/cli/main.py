@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 import traceback
@@ -16,6 +15,7 @@ from app.chain.types import ComplianceDecision
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
 from app.cli.failures import EXIT_INTERRUPTED, CliError, database_errors
+from app.cli.registry_audit import os_user
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -201,11 +201,7 @@ def _policy(settings: Settings, args: argparse.Namespace) -> int:
 
 def operator() -> RequestMeta:
     """CLI actions are audited under the operating-system user who ran them."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return RequestMeta(operator=user)
+    return RequestMeta(operator=os_user())
 
 
 def build_parser() -> argparse.ArgumentParser:
