@@ -263,7 +263,7 @@ def shown_argv(args: argparse.Namespace) -> list[str]:
     argv += [str(v) for dest in SHOWN_POSITIONALS if (v := getattr(args, dest, None)) is not None]
     for dest, option in SHOWN_OPTIONS.items():
         value = getattr(args, dest, None)
-        if value is None:
+        if value is None or (dest == "batch_size" and getattr(args, "csv", None) is None):
             continue
         argv += [option, "<hashed>" if dest in HASHED_OPTIONS else str(value)]
     return argv
