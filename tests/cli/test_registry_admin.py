@@ -99,12 +99,17 @@ def verified(settings: Settings, capsys: pytest.CaptureFixture[str]) -> bool:
 
 
 def grant_argv(address: str) -> list[str]:
-    return ["grant", address, "--residence", "DE", "--class", "professional", "--kyc-level", "2"] + [
+    record = [
+        "--residence",
+        "DE",
+        "--class",
+        "professional",
+        "--kyc-level",
+        "2",
         "--valid-until",
         VALID_UNTIL,
-        "--subject",
-        "cust-42",
     ]
+    return ["grant", address, *record, "--subject", "cust-42"]
 
 
 def deploy(cli: Cli, tmp_path: Path, chain: Anvil) -> str:
