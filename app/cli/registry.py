@@ -395,7 +395,10 @@ def grant_csv(ctx: Context, path: Path) -> int:
                     f"{progress.done}/{len(rows)} rows applied (re-run to resume)"
                 )
                 raise
-            results.append({**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch)})
+            accounts = [row.grant.account for row in batch]
+            results.append(
+                {**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch), "accounts": accounts}
+            )
             under_way = None
             note = "estimated" if result["dry_run"] else f"tx {result['tx']}"
             progress.update(progress.done + len(batch), f"batch {number}/{len(batches)} {note}")
@@ -419,11 +422,10 @@ def _audit_csv(
     failed: RegistryCliError | None,
 ) -> int:
     """One operator entry for the batches sent; a run that stopped early records what went through (as a
-    failure naming the error), and none when nothing was sent."""
+    failure naming the error), and none when nothing was sent (a dry run, or every row already applied)."""
     sent = [r for r in results if not r["dry_run"]]
-    if failed is not None and not sent:
+    if not sent:
         return 0
-    by_line = {row.line: row.grant.account for row in rows}
     details = {
         "function": "setRecords",
         "csv": path.name,
@@ -433,7 +435,7 @@ def _audit_csv(
                 "tx": r["tx"],
                 "block": r["block"],
                 "lines": r["lines"],
-                "accounts": [a for line, a in by_line.items() if r["lines"][0] <= line <= r["lines"][1]],
+                "accounts": r["accounts"],
             }
             for r in sent
         ],
@@ -506,7 +508,7 @@ def _grant_csv_report(
         "skipped": skipped,
         "sent": 0 if writer.dry_run else len(pending),
         "dry_run": writer.dry_run,
-        "batches": [{k: v for k, v in r.items() if k != "args"} for r in results],
+        "batches": [{k: v for k, v in r.items() if k not in ("args", "accounts")} for r in results],
         **_seq(seq),
     }
     ctx.output.emit(data, lines)

@@ -300,15 +300,19 @@ def test_record_writes_and_csv_batches_leave_operator_entries(
     for role in ("ATTESTER", "REVOKER"):
         assert cli(admin, "roles", "grant", role, chain.accounts[1]).code == 0
     officer = settings_for(tmp_path, chain, chain.private_keys[1], address)
-    wallets = [chain.accounts[i] for i in (6, 7, 8)]
+    wallets = [chain.accounts[i] for i in (6, 7, 8, 9)]
     csv = tmp_path / "onboarding.csv"
     csv.write_text(
         "address,residence,class,kyc_level,valid_until\n"
         + "".join(f"{w},DE,retail,2,{VALID_UNTIL}\n" for w in wallets)
     )
+    # The row of line 3 is applied already: the run skips it, and its entry does not name it.
+    record = ["--residence", "DE", "--class", "retail", "--kyc-level", "2", "--valid-until", VALID_UNTIL]
+    assert cli(officer, "grant", wallets[1], *record).code == 0
     assert cli(officer, "grant", "--csv", str(csv), "--dry-run").code == 0
     batches = cli(officer, "grant", "--csv", str(csv), "--batch-size", "2", "--json")
     assert batches.code == 0, batches.err
+    assert cli(officer, "grant", "--csv", str(csv)).out.endswith("4 already applied, sent 0\n")  # no entry
     for argv in (["freeze", wallets[0], "--reason", "AML-7"], ["unfreeze", wallets[0]]):
         assert cli(officer, *argv).code == 0
     assert cli(officer, "revoke", wallets[1], "--reason", "closed", "--dry-run").code == 0
@@ -317,17 +321,19 @@ def test_record_writes_and_csv_batches_leave_operator_entries(
     entries = operator_entries(admin)[3:]  # after the deployment and two role grants
     assert [e["data"]["command"] for e in entries] == [
         "registry grant",
+        "registry grant",
         "registry freeze",
         "registry unfreeze",
         "registry revoke",
-    ]  # the dry runs wrote nothing
-    csv_entry = entries[0]["data"]
+    ]  # the dry runs and the run with nothing to send wrote nothing
+    csv_entry = entries[1]["data"]
     sent = [b["tx"] for b in batches.json()["batches"]]
     assert len(sent) == 2 and csv_entry["transactions"] == sent
-    assert csv_entry["csv"] == "onboarding.csv" and csv_entry["rows"] == 3
-    assert [b["accounts"] for b in csv_entry["batches"]] == [wallets[:2], wallets[2:]]
+    assert csv_entry["csv"] == "onboarding.csv" and csv_entry["rows"] == 4
+    assert [b["accounts"] for b in csv_entry["batches"]] == [[wallets[0], wallets[2]], [wallets[3]]]
+    assert [b["lines"] for b in csv_entry["batches"]] == [[2, 4], [5, 5]]
     assert csv_entry["argv"] == ["registry", "grant", "--csv", str(csv), "--batch-size", "2"]
-    freeze = entries[1]["data"]
+    freeze = entries[2]["data"]
     assert freeze["args"]["account"] == wallets[0]
     assert freeze["args"]["reason"] == "0x" + b"AML-7".ljust(32, b"\0").hex()
     assert all(e["data"]["signer"] == chain.accounts[1] for e in entries)
