@@ -319,13 +319,45 @@ def cmd_grant(ctx: Context) -> int:
         {"account": grant.account, "input": rc.describe_input(grant.record)},
         f"grant {grant.account}: {rc.summary_line(grant.record)}",
     )
-    result = writer.submit(call)
-    seq = ctx.audited(writer, _sent(result), _details(result))
+    result, seq = _submit(ctx, writer, call)
     ctx.output.emit(
         {"action": "grant", "account": grant.account, **ctx.where(writer.session), **result, **_seq(seq)},
         _write_lines(result, call.label),
     )
     return 0
+
+
+def _submit(ctx: Context, writer: Writer, call: Call) -> tuple[dict[str, Any], int]:
+    """Send ``call`` and append its operator entry: the result and the entry's sequence number. A
+    transaction sent but not confirmed (not mined in time, Ctrl-C) may still be mined: it is recorded as a
+    failure with its hash under ``unconfirmed``."""
+    try:
+        result = writer.submit(call)
+    except (RegistryCliError, KeyboardInterrupt) as exc:
+        if writer.in_flight is not None:
+            details = {"function": call.function, "args": call.shown, "unconfirmed": [writer.in_flight]}
+            _audit_failure(ctx, writer, [writer.in_flight], details, exc)
+        raise
+    return result, ctx.audited(writer, _sent(result), _details(result))
+
+
+def _audit_failure(
+    ctx: Context,
+    writer: Writer,
+    transactions: list[str],
+    details: dict[str, Any],
+    failed: BaseException,
+) -> None:
+    """The entry of a write that stopped part-way; a failure to append it is added to the run's message."""
+    try:
+        ctx.audited(
+            writer, transactions, details, outcome=events.FAILURE, reason=f"stopped: {type(failed).__name__}"
+        )
+    except RegistryCliError as exc:
+        if isinstance(failed, RegistryCliError):
+            failed.add_hint(str(exc))
+        else:
+            raise
 
 
 def _sent(result: Mapping[str, Any]) -> list[str]:
@@ -422,37 +454,27 @@ def _audit_csv(
     failed: RegistryCliError | None,
 ) -> int:
     """One operator entry for the batches sent; a run that stopped early records what went through (as a
-    failure naming the error), and none when nothing was sent (a dry run, or every row already applied)."""
+    failure naming the error, with a batch sent but not confirmed under ``unconfirmed``), and none when
+    nothing was sent (a dry run, or every row already applied)."""
     sent = [r for r in results if not r["dry_run"]]
-    if not sent:
+    unconfirmed = [writer.in_flight] if failed is not None and writer.in_flight is not None else []
+    if not sent and not unconfirmed:
         return 0
-    details = {
+    details: dict[str, Any] = {
         "function": "setRecords",
         "csv": path.name,
         "rows": len(rows),
         "batches": [
-            {
-                "tx": r["tx"],
-                "block": r["block"],
-                "lines": r["lines"],
-                "accounts": r["accounts"],
-            }
-            for r in sent
+            {"tx": r["tx"], "block": r["block"], "lines": r["lines"], "accounts": r["accounts"]} for r in sent
         ],
     }
+    transactions = [r["tx"] for r in sent]
     if failed is None:
-        return ctx.audited(writer, [r["tx"] for r in sent], details)
-    try:
-        return ctx.audited(
-            writer,
-            [r["tx"] for r in sent],
-            details,
-            outcome=events.FAILURE,
-            reason=f"stopped: {type(failed).__name__}",
-        )
-    except RegistryCliError as exc:  # the run's own failure stays the message; the audit one is added
-        failed.add_hint(str(exc))
-        return 0
+        return ctx.audited(writer, transactions, details)
+    if unconfirmed:
+        details["unconfirmed"] = unconfirmed
+    _audit_failure(ctx, writer, transactions + unconfirmed, details, failed)
+    return 0
 
 
 def _interrupted(
@@ -527,8 +549,7 @@ def _address(text: str) -> str:
 
 def _simple_write(ctx: Context, action: str, call: Call, writer: Writer | None = None) -> int:
     writer = writer or ctx.writer()
-    result = writer.submit(call)
-    seq = ctx.audited(writer, _sent(result), _details(result))
+    result, seq = _submit(ctx, writer, call)
     shown = {"account": call.args[-1]} if call.args else {}
     ctx.output.emit(
         {"action": action, **shown, **ctx.where(writer.session), **result, **_seq(seq)},

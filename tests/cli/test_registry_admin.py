@@ -400,3 +400,23 @@ def test_audit_log_lost_after_the_chain_write_says_so_with_the_hash(
     commands = [e["data"]["command"] for e in operator_entries(settings)]
     assert commands == ["registry deploy", "registry roles grant"]
     assert verified(settings, capsys)
+
+
+def test_a_write_sent_but_not_mined_in_time_is_recorded_as_unconfirmed(
+    cli: Cli, chain: Anvil, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = deploy(cli, tmp_path, chain)
+    settings = settings_for(tmp_path, chain, chain.private_keys[0], address)
+    chain.rpc("evm_setAutomine", False)
+    try:
+        late = cli(settings, "roles", "grant", "REVOKER", chain.accounts[2], "--timeout", "0.5")
+    finally:
+        chain.rpc("evm_setAutomine", True)
+        chain.rpc("evm_mine")  # the late transaction, so that no pending one outlives this test
+    assert late.code == 2 and " was sent but not mined within 0.5 s " in late.err
+    tx = late.err.split(" tx ")[1].split()[0]
+    entry = operator_entries(settings)[-1]
+    assert entry["outcome"] == "failure" and entry["reason"] == "stopped: TransactionError"
+    assert entry["data"]["transactions"] == [tx] and entry["data"]["unconfirmed"] == [tx]
+    assert entry["data"]["args"] == {"role": "REVOKER_ROLE", "account": chain.accounts[2]}
+    assert verified(settings, capsys)
