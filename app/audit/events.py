@@ -45,6 +45,9 @@ AUDIT_PURGED = "audit.purged"
 CLIENT_REGISTERED = "client.registered"
 CLIENT_UPDATED = "client.updated"
 CLIENT_DELETED = "client.deleted"
+# An operator's write to the chain with `portcullis registry` (app/cli/registry_audit.py): who, the command
+# (no keys), the chain id and the transaction hashes.
+OPERATOR_REGISTRY_WRITE = "operator.registry_write"
 
 # Every event type the code writes, in the order of docs/AUDIT.md's catalogue, which documents each
 # (tests/audit/test_event_catalogue.py holds the two together).
@@ -74,6 +77,7 @@ EVENT_TYPES = (
     CLIENT_UPDATED,
     CLIENT_DELETED,
     CLIENT_AUTH_FAILED,
+    OPERATOR_REGISTRY_WRITE,
 )
 
 SUCCESS = "success"

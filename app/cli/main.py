@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import io
 import json
 import sys
@@ -20,6 +19,7 @@ from app.cli import dev as dev_cli
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
 from app.cli.failures import EXIT_INTERRUPTED, CliError, EnvironmentProblem, database_errors
+from app.cli.registry_audit import os_user
 from app.settings import Settings, SettingsError, load_settings
 
 
@@ -229,11 +229,7 @@ def _policy(
 
 def operator() -> RequestMeta:
     """CLI actions are audited under the operating-system user who ran them."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return RequestMeta(operator=user)
+    return RequestMeta(operator=os_user())
 
 
 def _seconds(text: str) -> float:

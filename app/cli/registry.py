@@ -1,8 +1,11 @@
 """``portcullis registry``: the compliance team's tool for the ComplianceRegistry (contracts/README.md).
 
-``grant``, ``revoke``, ``freeze`` and ``unfreeze`` write records, signed with PORTCULLIS_REGISTRY_KEY or an
-encrypted keystore; ``show``, ``history`` and ``roles`` read them. Every failure the operator can act on is a
-typed RegistryCliError (or a RegistryInputError for bad input), printed as one line with exit code 2.
+``grant``, ``revoke``, ``freeze`` and ``unfreeze`` write records, ``deploy``, ``roles grant|revoke``,
+``pause`` and ``unpause`` administer the registry, all signed with PORTCULLIS_REGISTRY_KEY or an encrypted
+keystore; ``show``, ``history`` and ``roles`` read. Every write that is sent leaves an
+``operator.registry_write`` entry in the audit log (app/cli/registry_audit.py). Every failure the operator
+can act on is a typed RegistryCliError (or a RegistryInputError for bad input), printed as one line with
+exit code 2 (1 when the audit log cannot be written).
 
 This module holds the command line, the subcommands and their output; app/cli/registry_chain.py talks to
 the chain (target, signer, connection, transactions, revert decoding). web3 is imported inside ``run``:
@@ -19,9 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.audit import events
 from app.chain.iso3166 import country_by_numeric
 from app.cli import registry_csv as rc
-from app.cli.failures import EXIT_INTERRUPTED
+from app.cli.failures import EXIT_INTERRUPTED, EXIT_USAGE
+from app.cli.registry_audit import Operator, OperatorLog, entry_data
 from app.cli.registry_chain import (
     DEV_COMPLIANCE_KEY,
     REVERT_SENTENCES,
@@ -39,11 +44,13 @@ from app.cli.registry_chain import (
     Writer,
     abi_signature,
     account_topic,
+    deploy_registry,
     dev_chain_urls,
     dev_signer,
     failure_reason,
     load_abi,
     load_signer,
+    parse_role,
     redact_url,
     resolve_target,
     role_id,
@@ -87,6 +94,20 @@ GRANT_OPTIONS: Mapping[str, str] = {
     "subject": "--subject",
     "evidence": "--evidence",
 }
+# What an operator entry's ``argv`` shows of a write (argparse dest -> option). Never a key: keys come from
+# settings. --subject and --evidence are shown as <hashed>: the entry's ``args`` hold what went on chain.
+SHOWN_POSITIONALS = ("role_action", "role", "address")
+SHOWN_OPTIONS: Mapping[str, str] = {
+    **GRANT_OPTIONS,
+    "csv": "--csv",
+    "batch_size": "--batch-size",
+    "reason": "--reason",
+    "admin": "--admin",
+    "chain": "--chain",
+    "operator": "--operator",
+}
+HASHED_OPTIONS = ("subject", "evidence")
+MAX_OPERATOR_LABEL = 64
 
 
 # ---------------------------------------------------------------- output
@@ -174,13 +195,78 @@ class Context:
     def session(self) -> Session:
         return Session.open(self.target)
 
-    def writer(self) -> Writer:
+    def writer(self, *, deploying: bool = False) -> Writer:
+        """The signer, the chain and (unless --dry-run) the audit log, checked in that order before
+        anything is sent."""
+        operator_label(self.args)
+        if deploying:
+            self._target = resolve_target(self.settings, self.args.chain, deploying=True)
         signer = load_signer(self.settings, self.target)  # before connecting: a missing signer fails fast
-        session = self.session()
+        session = Session.open_chain(self.target) if deploying else self.session()
+        if not self.args.dry_run:
+            self.audit_log.check()
         return Writer(session, signer, dry_run=self.args.dry_run, timeout=self.args.timeout)
+
+    @property
+    def audit_log(self) -> OperatorLog:
+        return OperatorLog(self.settings)
 
     def where(self, session: Session) -> dict[str, Any]:
         return {"chain_id": session.target.chain_id, "registry": session.target.registry}
+
+    def audited(
+        self,
+        writer: Writer,
+        transactions: Sequence[str],
+        details: Mapping[str, Any],
+        *,
+        registry: str | None = None,
+        outcome: str = events.SUCCESS,
+        reason: str | None = None,
+    ) -> int:
+        """Append the write's operator entry (nothing for a dry run: returns 0)."""
+        if writer.dry_run:
+            return 0
+        operator = Operator.of(operator_label(self.args), writer.signer.address)
+        command = f"registry {self.args.registry_command}"
+        if getattr(self.args, "role_action", None):
+            command += f" {self.args.role_action}"
+        data = entry_data(
+            operator,
+            command,
+            shown_argv(self.args),
+            writer.session.target.chain_id,
+            registry or writer.session.target.registry,
+            transactions,
+            _jsonable(dict(details)),
+        )
+        return self.audit_log.record(operator, data, outcome, reason or command)
+
+
+def operator_label(args: argparse.Namespace) -> str | None:
+    """``--operator LABEL``: printable, no blanks at either end, at most 64 characters."""
+    label: str | None = getattr(args, "operator", None)
+    if label is None:
+        return None
+    if not label.strip() or label != label.strip() or len(label) > MAX_OPERATOR_LABEL:
+        raise rc.RegistryInputError(
+            f"--operator: give 1..{MAX_OPERATOR_LABEL} characters (no blanks at the ends)"
+        )
+    if not label.isprintable():
+        raise rc.RegistryInputError("--operator: only printable characters")
+    return label
+
+
+def shown_argv(args: argparse.Namespace) -> list[str]:
+    """The command as the operator entry records it: positionals, then the options given."""
+    argv = ["registry", args.registry_command]
+    argv += [str(v) for dest in SHOWN_POSITIONALS if (v := getattr(args, dest, None)) is not None]
+    for dest, option in SHOWN_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is None or (dest == "batch_size" and getattr(args, "csv", None) is None):
+            continue
+        argv += [option, "<hashed>" if dest in HASHED_OPTIONS else str(value)]
+    return argv
 
 
 def _option_error(exc: rc.FieldError) -> rc.RegistryInputError:
@@ -233,12 +319,57 @@ def cmd_grant(ctx: Context) -> int:
         {"account": grant.account, "input": rc.describe_input(grant.record)},
         f"grant {grant.account}: {rc.summary_line(grant.record)}",
     )
-    result = writer.submit(call)
+    result, seq = _submit(ctx, writer, call)
     ctx.output.emit(
-        {"action": "grant", "account": grant.account, **ctx.where(writer.session), **result},
+        {"action": "grant", "account": grant.account, **ctx.where(writer.session), **result, **_seq(seq)},
         _write_lines(result, call.label),
     )
     return 0
+
+
+def _submit(ctx: Context, writer: Writer, call: Call) -> tuple[dict[str, Any], int]:
+    """Send ``call`` and append its operator entry: the result and the entry's sequence number. A
+    transaction sent but not confirmed (not mined in time, Ctrl-C) may still be mined: it is recorded as a
+    failure with its hash under ``unconfirmed``."""
+    try:
+        result = writer.submit(call)
+    except (RegistryCliError, KeyboardInterrupt) as exc:
+        if writer.in_flight is not None:
+            details = {"function": call.function, "args": call.shown, "unconfirmed": [writer.in_flight]}
+            _audit_failure(ctx, writer, [writer.in_flight], details, exc)
+        raise
+    return result, ctx.audited(writer, _sent(result), _details(result))
+
+
+def _audit_failure(
+    ctx: Context,
+    writer: Writer,
+    transactions: list[str],
+    details: dict[str, Any],
+    failed: BaseException,
+) -> None:
+    """The entry of a write that stopped part-way; a failure to append it is added to the run's message."""
+    try:
+        ctx.audited(
+            writer, transactions, details, outcome=events.FAILURE, reason=f"stopped: {type(failed).__name__}"
+        )
+    except RegistryCliError as exc:
+        if isinstance(failed, RegistryCliError):
+            failed.add_hint(str(exc))
+        else:
+            raise
+
+
+def _sent(result: Mapping[str, Any]) -> list[str]:
+    return [] if result["dry_run"] else [result["tx"]]
+
+
+def _details(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {"function": result["function"], "args": result["args"], "blocks": [result.get("block")]}
+
+
+def _seq(seq: int) -> dict[str, Any]:
+    return {"audit_seq": seq} if seq else {}
 
 
 def _read_csv(path: Path) -> list[rc.GrantRow]:
@@ -296,13 +427,54 @@ def grant_csv(ctx: Context, path: Path) -> int:
                     f"{progress.done}/{len(rows)} rows applied (re-run to resume)"
                 )
                 raise
-            results.append({**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch)})
+            accounts = [row.grant.account for row in batch]
+            results.append(
+                {**result, "lines": [batch[0].line, batch[-1].line], "rows": len(batch), "accounts": accounts}
+            )
             under_way = None
             note = "estimated" if result["dry_run"] else f"tx {result['tx']}"
             progress.update(progress.done + len(batch), f"batch {number}/{len(batches)} {note}")
     except KeyboardInterrupt:
-        raise _interrupted(writer, results, len(batches), under_way) from None
-    return _grant_csv_report(ctx, writer, path, rows, pending, results)
+        interrupted = _interrupted(writer, results, len(batches), under_way)
+        _audit_csv(ctx, writer, path, rows, results, interrupted)
+        raise interrupted from None
+    except RegistryCliError as exc:
+        _audit_csv(ctx, writer, path, rows, results, exc)
+        raise
+    seq = _audit_csv(ctx, writer, path, rows, results, None)
+    return _grant_csv_report(ctx, writer, path, rows, pending, results, seq)
+
+
+def _audit_csv(
+    ctx: Context,
+    writer: Writer,
+    path: Path,
+    rows: list[rc.GrantRow],
+    results: list[dict[str, Any]],
+    failed: RegistryCliError | None,
+) -> int:
+    """One operator entry for the batches sent; a run that stopped early records what went through (as a
+    failure naming the error, with a batch sent but not confirmed under ``unconfirmed``), and none when
+    nothing was sent (a dry run, or every row already applied)."""
+    sent = [r for r in results if not r["dry_run"]]
+    unconfirmed = [writer.in_flight] if failed is not None and writer.in_flight is not None else []
+    if not sent and not unconfirmed:
+        return 0
+    details: dict[str, Any] = {
+        "function": "setRecords",
+        "csv": path.name,
+        "rows": len(rows),
+        "batches": [
+            {"tx": r["tx"], "block": r["block"], "lines": r["lines"], "accounts": r["accounts"]} for r in sent
+        ],
+    }
+    transactions = [r["tx"] for r in sent]
+    if failed is None:
+        return ctx.audited(writer, transactions, details)
+    if unconfirmed:
+        details["unconfirmed"] = unconfirmed
+    _audit_failure(ctx, writer, transactions + unconfirmed, details, failed)
+    return 0
 
 
 def _interrupted(
@@ -343,6 +515,7 @@ def _grant_csv_report(
     rows: list[rc.GrantRow],
     pending: list[rc.GrantRow],
     results: list[dict[str, Any]],
+    seq: int,
 ) -> int:
     skipped = len(rows) - len(pending)
     verb = "would send" if writer.dry_run else "sent"
@@ -357,7 +530,8 @@ def _grant_csv_report(
         "skipped": skipped,
         "sent": 0 if writer.dry_run else len(pending),
         "dry_run": writer.dry_run,
-        "batches": [{k: v for k, v in r.items() if k != "args"} for r in results],
+        "batches": [{k: v for k, v in r.items() if k not in ("args", "accounts")} for r in results],
+        **_seq(seq),
     }
     ctx.output.emit(data, lines)
     return 0
@@ -373,12 +547,12 @@ def _address(text: str) -> str:
     return rc.parse_address(text)
 
 
-def _simple_write(ctx: Context, action: str, call: Call) -> int:
-    writer = ctx.writer()
-    result = writer.submit(call)
-    account = call.args[0]
+def _simple_write(ctx: Context, action: str, call: Call, writer: Writer | None = None) -> int:
+    writer = writer or ctx.writer()
+    result, seq = _submit(ctx, writer, call)
+    shown = {"account": call.args[-1]} if call.args else {}
     ctx.output.emit(
-        {"action": action, "account": account, **ctx.where(writer.session), **result},
+        {"action": action, **shown, **ctx.where(writer.session), **result, **_seq(seq)},
         _write_lines(result, call.label),
     )
     return 0
@@ -515,6 +689,110 @@ def cmd_history(ctx: Context) -> int:
 
 
 def cmd_roles(ctx: Context) -> int:
+    """``roles``: who holds which role; ``roles grant|revoke ROLE ADDRESS``: change it."""
+    args = ctx.args
+    if args.role_action is None:
+        if args.role is not None:
+            raise rc.RegistryInputError("roles takes grant|revoke ROLE ADDRESS, or nothing to list them")
+        if args.dry_run:
+            raise rc.RegistryInputError("--dry-run is for roles grant|revoke, not the listing")
+        return _list_roles(ctx)
+    if args.role is None or args.address is None:
+        raise rc.RegistryInputError(f"roles {args.role_action} needs ROLE and ADDRESS")
+    role, account = parse_role(args.role), _address(args.address)
+    writer = ctx.writer()
+    holds = bool(writer.session.contract.functions.hasRole(role_id(role), account).call())
+    if holds == (args.role_action == "grant"):
+        state = "already holds" if holds else "does not hold"
+        ctx.output.emit(
+            {"action": f"roles {args.role_action}", "role": role, "account": account, "sent": False},
+            [f"{account} {state} {role}: nothing sent"],
+        )
+        return 0
+    function = "grantRole" if args.role_action == "grant" else "revokeRole"
+    label = f"{args.role_action} {role} {'to' if args.role_action == 'grant' else 'from'} {account}"
+    call = Call(function, (role_id(role), account), {"role": role, "account": account}, label)
+    return _simple_write(ctx, f"roles {args.role_action}", call, writer)
+
+
+def cmd_pause(ctx: Context) -> int:
+    return _pause_write(ctx, pause=True)
+
+
+def cmd_unpause(ctx: Context) -> int:
+    return _pause_write(ctx, pause=False)
+
+
+def _pause_write(ctx: Context, *, pause: bool) -> int:
+    """pause (PAUSER_ROLE) stops grant and unfreeze; unpause (DEFAULT_ADMIN_ROLE) restores them."""
+    writer = ctx.writer()
+    if bool(writer.session.contract.functions.paused().call()) == pause:
+        raise RegistryCliError(f"the registry is {'already' if pause else 'not'} paused: nothing sent")
+    name = "pause" if pause else "unpause"
+    what = "grant and unfreeze blocked" if pause else "grant and unfreeze work again"
+    return _simple_write(
+        ctx, name, Call(name, (), {}, f"{name} registry {writer.session.target.registry} ({what})"), writer
+    )
+
+
+def cmd_deploy(ctx: Context) -> int:
+    """Deploy a ComplianceRegistry with the signer's key; print its address and the setting to add."""
+    admin = _address(ctx.args.admin) if ctx.args.admin is not None else None
+    writer = ctx.writer(deploying=True)
+    admin = admin or writer.signer.address
+    result = deploy_registry(writer, admin)
+    target = writer.session.target
+    where = {"chain_id": target.chain_id}
+    if result["dry_run"]:
+        ctx.output.emit(
+            {"action": "deploy", **where, **result},
+            [
+                f"dry run, nothing sent: deploy ComplianceRegistry on chain {target.chain_id}",
+                f"  constructor(admin={admin})",
+                f"  from {result['from']}, estimated gas {result['estimated_gas']:,}",
+            ],
+        )
+        return 0
+    registry = result["registry"]
+    details = {**_details(result), "deployed": registry}
+    seq = ctx.audited(writer, [result["tx"]], details, registry=registry)
+    setting = chains_setting(ctx.settings, target, registry)
+    line = f"PORTCULLIS_CHAINS='{setting}'"
+    ctx.output.emit(
+        {"action": "deploy", **where, **result, "settings": {"PORTCULLIS_CHAINS": setting}, **_seq(seq)},
+        [
+            f"deployed ComplianceRegistry at {registry} on chain {target.chain_id}: tx {result['tx']} "
+            f"in block {result['block']} (gas used {result['gas_used']:,}); admin {admin}",
+            "add this setting (the server and this CLI read the registry from it):",
+            f"  {line}",
+            "then hand out the roles: portcullis registry roles grant ATTESTER|REVOKER|PAUSER ADDRESS",
+        ],
+    )
+    return 0
+
+
+def chains_setting(settings: Settings, target: Target, registry: str) -> str:
+    """PORTCULLIS_CHAINS with ``registry`` set on the target chain (the other entries as configured).
+    RPC URLs with a path or query (often an API key) are shown as scheme://host:port/<path hidden>."""
+    if not settings.chains:  # the development chain of `make run`
+        entries = [{"chain_id": target.chain_id, "rpc_urls": list(target.rpc_urls), "registry": registry}]
+        return json.dumps(entries)
+    entries = []
+    for chain in settings.chains:
+        entry = chain.model_dump(mode="json", exclude_unset=True)
+        entry["rpc_urls"] = [_shown_rpc(url) for url in chain.rpc_urls]
+        if chain.chain_id == target.chain_id:
+            entry["registry"] = registry
+        entries.append(entry)
+    return json.dumps(entries)
+
+
+def _shown_rpc(url: str) -> str:
+    bare = redact_url(url)
+    return url if url.rstrip("/") == bare else f"{bare}/<path hidden>"
+
+
+def _list_roles(ctx: Context) -> int:
     session = ctx.session()
     candidates: dict[bytes, set[str]] = {}
     for event in session.logs(ROLE_EVENTS, ctx.args.from_block):
@@ -545,6 +823,9 @@ COMMANDS: Mapping[str, Callable[[Context], int]] = {
     "show": cmd_show,
     "history": cmd_history,
     "roles": cmd_roles,
+    "deploy": cmd_deploy,
+    "pause": cmd_pause,
+    "unpause": cmd_unpause,
 }
 
 
@@ -582,6 +863,12 @@ def _common_options(parser: argparse.ArgumentParser, *, write: bool, defaults: b
             default=default(DEFAULT_RECEIPT_TIMEOUT),
             help=f"seconds to wait for each receipt (default {DEFAULT_RECEIPT_TIMEOUT:g})",
         )
+        parser.add_argument(
+            "--operator",
+            metavar="LABEL",
+            default=default(None),
+            help="who runs this, for the audit entry (default: the OS user)",
+        )
 
 
 def _add_grant(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -617,6 +904,16 @@ def _add_writes(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unfreeze.add_argument("address", metavar="ADDRESS")
 
 
+def _add_admin(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    deploy = actions.add_parser("deploy", help="deploy a ComplianceRegistry with the signer's key")
+    _common_options(deploy, write=True, defaults=False)
+    deploy.add_argument("--admin", metavar="ADDRESS", help="DEFAULT_ADMIN_ROLE holder (default: the signer)")
+    pause = actions.add_parser("pause", help="stop grant and unfreeze (PAUSER_ROLE)")
+    _common_options(pause, write=True, defaults=False)
+    unpause = actions.add_parser("unpause", help="let grant and unfreeze run again (DEFAULT_ADMIN_ROLE)")
+    _common_options(unpause, write=True, defaults=False)
+
+
 def _add_reads(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show = actions.add_parser("show", help="a wallet's record, verification and eligibility")
     _common_options(show, write=False, defaults=False)
@@ -624,8 +921,13 @@ def _add_reads(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     history = actions.add_parser("history", help="a wallet's record events, oldest first")
     _common_options(history, write=False, defaults=False)
     history.add_argument("address", metavar="ADDRESS")
-    roles = actions.add_parser("roles", help="who holds which role")
-    _common_options(roles, write=False, defaults=False)
+    roles = actions.add_parser(
+        "roles", help="who holds which role; roles grant|revoke ROLE ADDRESS changes it (DEFAULT_ADMIN_ROLE)"
+    )
+    _common_options(roles, write=True, defaults=False)
+    roles.add_argument("role_action", nargs="?", choices=["grant", "revoke"], metavar="grant|revoke")
+    roles.add_argument("role", nargs="?", metavar="ROLE", help="ATTESTER, REVOKER, PAUSER or ADMIN")
+    roles.add_argument("address", nargs="?", metavar="ADDRESS")
     for parser in (history, roles):
         parser.add_argument(
             "--from-block", type=int, default=0, help="first block to search (deployment block)"
@@ -639,6 +941,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     actions = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
     _add_grant(actions)
     _add_writes(actions)
+    _add_admin(actions)
     _add_reads(actions)
     registry.set_defaults(fn=run)
 
@@ -653,10 +956,13 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except GrantInterrupted as exc:
         output.error(exc)
         return EXIT_INTERRUPTED
-    except (RegistryCliError, rc.RegistryInputError) as exc:
+    except RegistryCliError as exc:
+        output.error(exc)
+        return exc.exit_code
+    except rc.RegistryInputError as exc:
         output.error(exc)
     except OSError as exc:  # the RPC went away in the middle of a command
         output.error(RpcUnreachableError(f"RPC unreachable ({failure_reason(exc)})"))
     except Web3Exception as exc:
         output.error(RegistryCliError(f"the node answered with an error: {rpc_message(exc)}"))
-    return 2
+    return EXIT_USAGE

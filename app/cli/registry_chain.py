@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 from eth_hash.auto import keccak
 
+from app.chain import artifacts
 from app.chain.rpc import revert_data
 from app.cli import registry_csv as rc
+from app.cli.failures import EXIT_USAGE
 from app.settings import EligibilityRule, Settings
 
 if TYPE_CHECKING:
@@ -37,6 +39,14 @@ DEV_INFO_TIMEOUT = 5.0
 GAS_MARGIN_PERCENT = 20
 LOG_CHUNK_BLOCKS = 50_000
 ROLE_NAMES = ("DEFAULT_ADMIN_ROLE", "ATTESTER_ROLE", "REVOKER_ROLE", "PAUSER_ROLE")
+# What `registry roles grant|revoke ROLE` accepts for each role (any case, with or without ``_ROLE``).
+ROLE_ALIASES: Mapping[str, str] = {
+    "ADMIN": "DEFAULT_ADMIN_ROLE",
+    "DEFAULT_ADMIN": "DEFAULT_ADMIN_ROLE",
+    "ATTESTER": "ATTESTER_ROLE",
+    "REVOKER": "REVOKER_ROLE",
+    "PAUSER": "PAUSER_ROLE",
+}
 ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
@@ -71,7 +81,9 @@ REVERT_SENTENCES: Mapping[str, str] = {
 
 
 class RegistryCliError(Exception):
-    """A failure the operator can act on: printed as one line, exit code 2."""
+    """A failure the operator can act on: printed as one line, exit code 2 (``exit_code``)."""
+
+    exit_code = EXIT_USAGE
 
     def add_context(self, text: str) -> None:
         """Prefix the message with where it happened (which batch, which transaction)."""
@@ -199,22 +211,24 @@ def fetch_dev_chain(settings: Settings) -> Target:
     )
 
 
-def resolve_target(settings: Settings, chain_id: int | None) -> Target:
-    """The configured chain (``--chain`` or the first), else the development chain, else NoRegistryError."""
+def resolve_target(settings: Settings, chain_id: int | None, *, deploying: bool = False) -> Target:
+    """The configured chain (``--chain`` or the first), else the development chain, else NoRegistryError.
+
+    ``deploying``: the chain may have no registry yet (``registry deploy``); its ``registry`` is then ""."""
     if settings.chains:
         chain = settings.chains[0] if chain_id is None else settings.chain(chain_id)
         if chain is None:
             known = ", ".join(str(c.chain_id) for c in settings.chains)
             raise NoRegistryError(f"chain {chain_id} is not configured (PORTCULLIS_CHAINS has {known})")
-        if chain.registry is None:
+        if chain.registry is None and not deploying:
             raise NoRegistryError(
                 f"no registry configured for chain {chain.chain_id}: "
-                'set "registry" in its PORTCULLIS_CHAINS entry'
+                'set "registry" in its PORTCULLIS_CHAINS entry (or deploy one: `portcullis registry deploy`)'
             )
         return Target(
             chain.chain_id,
             tuple(chain.rpc_urls),
-            rc.checksum_address(chain.registry),
+            rc.checksum_address(chain.registry) if chain.registry else "",
             chain.eligibility,
             chain.rpc_timeout_seconds,
         )
@@ -225,6 +239,10 @@ def resolve_target(settings: Settings, chain_id: int | None) -> Target:
                 f"chain {chain_id} is not configured (only the development chain {target.chain_id} is)"
             )
         return target
+    if deploying:
+        raise NoRegistryError(
+            "no chain configured to deploy to: set PORTCULLIS_CHAINS (chain_id and rpc_urls)"
+        )
     raise NoRegistryError(
         'no registry configured: set PORTCULLIS_CHAINS with a "registry" address '
         "(in development: PORTCULLIS_DEV_CHAIN=true and `make run`)"
@@ -373,6 +391,18 @@ def role_id(name: str) -> bytes:
     return digest
 
 
+def parse_role(text: str) -> str:
+    """A role as ``registry roles grant|revoke`` takes it (ATTESTER, attester_role, admin, ...): its name."""
+    key = text.strip().upper().replace("-", "_")
+    name = ROLE_ALIASES.get(key.removesuffix("_ROLE"), key if key in ROLE_NAMES else None)
+    if name is None:
+        known = ", ".join(ROLE_ALIASES)
+        raise rc.RegistryInputError(
+            f"ROLE: unknown role {text!r}: give one of {known} (or their *_ROLE names)"
+        )
+    return name
+
+
 def role_name(role: bytes) -> str:
     return next((name for name in ROLE_NAMES if role_id(name) == role), "0x" + role.hex())
 
@@ -441,7 +471,9 @@ class Session:
     def __init__(self, target: Target, w3: Web3, abi: list[dict[str, Any]]) -> None:
         self.target = target
         self.w3 = w3
-        self.contract: Contract = w3.eth.contract(address=w3.to_checksum_address(target.registry), abi=abi)
+        # No registry yet (``registry deploy``): the zero address, never called.
+        address = target.registry or "0x" + "00" * 20
+        self.contract: Contract = w3.eth.contract(address=w3.to_checksum_address(address), abi=abi)
         self.decoder = RevertDecoder(abi)
         self._abi = abi
         self._block_times: dict[int, int] = {}
@@ -452,6 +484,11 @@ class Session:
         if not w3.eth.get_code(w3.to_checksum_address(target.registry)):
             raise NoRegistryError(f"no contract at registry {target.registry} on chain {target.chain_id}")
         return cls(target, w3, load_abi())
+
+    @classmethod
+    def open_chain(cls, target: Target) -> Session:
+        """The chain only, for ``registry deploy`` (the target's registry need not exist)."""
+        return cls(target, connect(target), load_abi())
 
     def now(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
@@ -563,35 +600,10 @@ class Writer:
         return {**result, "dry_run": False, **self._send(call, gas)}
 
     def _send(self, call: Call, gas: int) -> dict[str, Any]:
-        from web3.exceptions import TimeExhausted, Web3RPCError
-
-        w3, address = self.session.w3, self.signer.address
-        limit = int(w3.eth.get_block("latest")["gasLimit"])
-        tx = self._bound(call).build_transaction(
-            {
-                "from": address,
-                "nonce": w3.eth.get_transaction_count(address, "pending"),
-                "gas": min(gas * (100 + GAS_MARGIN_PERCENT) // 100, limit),
-                "chainId": self.session.target.chain_id,
-            }
-        )
-        signed = self.signer.sign_transaction(tx)
-        try:
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        except Web3RPCError as exc:
-            raise TransactionError(f"the node refused {call.function}: {rpc_message(exc)}") from None
-        shown_hash = self.in_flight = "0x" + bytes(tx_hash).hex()
-        try:
-            receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout, poll_latency=0.1)
-            self.in_flight = None
-        except TimeExhausted:
-            raise TransactionError(
-                f"{call.function} tx {shown_hash} was sent but not mined within {self.timeout:g} s "
-                "(it may still be mined: check with `portcullis registry history`)"
-            ) from None
-        if receipt["status"] != 1:
-            raise self._reverted(call, receipt["blockNumber"], shown_hash)
-        return {"tx": shown_hash, "block": int(receipt["blockNumber"]), "gas_used": int(receipt["gasUsed"])}
+        sent = send_transaction(self, self._bound(call), gas, call.function)
+        if sent.receipt["status"] != 1:
+            raise self._reverted(call, sent.receipt["blockNumber"], sent.tx)
+        return sent.result()
 
     def _reverted(self, call: Call, block: int, tx_hash: str) -> RegistryCliError:
         """Replay the call on the state before its block to recover why it reverted."""
@@ -604,6 +616,81 @@ class Writer:
             error = self.session.decoder.decode(revert_data(exc))
         error.add_context(f"tx {tx_hash} reverted in block {block}")
         return error
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A mined transaction: its hash and receipt."""
+
+    tx: str
+    receipt: Any
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "tx": self.tx,
+            "block": int(self.receipt["blockNumber"]),
+            "gas_used": int(self.receipt["gasUsed"]),
+        }
+
+
+def send_transaction(writer: Writer, bound: Any, gas: int, what: str) -> Sent:
+    """Sign ``bound`` (a contract function or constructor) locally, send it and wait for its receipt.
+    ``writer.in_flight`` holds the hash while the receipt is awaited (for Ctrl-C reports)."""
+    from web3.exceptions import TimeExhausted, Web3RPCError
+
+    w3, address = writer.session.w3, writer.signer.address
+    limit = int(w3.eth.get_block("latest")["gasLimit"])
+    tx = bound.build_transaction(
+        {
+            "from": address,
+            "nonce": w3.eth.get_transaction_count(address, "pending"),
+            "gas": min(gas * (100 + GAS_MARGIN_PERCENT) // 100, limit),
+            "chainId": writer.session.target.chain_id,
+        }
+    )
+    signed = writer.signer.sign_transaction(tx)
+    try:
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    except Web3RPCError as exc:
+        raise TransactionError(f"the node refused {what}: {rpc_message(exc)}") from None
+    shown_hash = writer.in_flight = "0x" + bytes(tx_hash).hex()
+    try:
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=writer.timeout, poll_latency=0.1)
+        writer.in_flight = None
+    except TimeExhausted:
+        raise TransactionError(
+            f"{what} tx {shown_hash} was sent but not mined within {writer.timeout:g} s "
+            "(it may still be mined: check with `portcullis registry history`)"
+        ) from None
+    return Sent(shown_hash, receipt)
+
+
+def deploy_registry(writer: Writer, admin: str) -> dict[str, Any]:
+    """Deploy ComplianceRegistry(admin) from the committed artifact; with ``dry_run`` only estimate it."""
+    from web3.exceptions import ContractLogicError, Web3RPCError
+
+    artifact = artifacts.load("ComplianceRegistry")
+    factory = writer.session.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    constructor = factory.constructor(admin)
+    try:
+        gas = int(constructor.estimate_gas({"from": writer.signer.address}))
+    except ContractLogicError as exc:
+        raise writer.session.decoder.decode(revert_data(exc)) from None
+    except Web3RPCError as exc:
+        raise TransactionError(f"the node refused to estimate the deployment: {rpc_message(exc)}") from None
+    result: dict[str, Any] = {
+        "function": "constructor",
+        "args": {"admin": admin},
+        "from": writer.signer.address,
+        "estimated_gas": gas,
+    }
+    if writer.dry_run:
+        return {**result, "dry_run": True}
+    sent = send_transaction(writer, constructor, gas, "the deployment")
+    if sent.receipt["status"] != 1 or not sent.receipt.get("contractAddress"):
+        raise TransactionError(f"the deployment tx {sent.tx} failed in block {sent.receipt['blockNumber']}")
+    address = rc.checksum_address(str(sent.receipt["contractAddress"]))
+    return {**result, "dry_run": False, **sent.result(), "registry": address}
 
 
 def rpc_message(exc: BaseException) -> str:

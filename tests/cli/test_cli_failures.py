@@ -160,3 +160,20 @@ def test_ctrl_c_during_grant_csv_says_which_batches_went_through(slow_chain: Anv
     resumed = portcullis(env, "registry", "grant", "--csv", str(csv_file), "--batch-size", "3")
     assert resumed.returncode == 0, resumed.stderr
     assert f"{ROWS} rows, " in resumed.stdout and " already applied, sent " in resumed.stdout
+
+    # The audit log holds what went through: the interrupted run's batches (a failure entry naming the
+    # mined transactions), then the resumed run's.
+    exported = portcullis(env, "audit", "export")
+    entries = [json.loads(x) for x in exported.stdout.splitlines()[1:]]
+    runs = [e for e in entries if e.get("type") == "operator.registry_write"]
+    assert [(e["outcome"], e["reason"]) for e in runs] == [
+        ("failure", "stopped: GrantInterrupted"),
+        ("success", "registry grant"),
+    ]
+    mined = [part[:66] for part in line.split(" in tx ")[1:]]
+    unconfirmed = [part[:66] for part in line.split(" was sent as tx ")[1:]]  # mined or not, it was sent
+    assert runs[0]["data"]["transactions"] == mined + unconfirmed and len(mined) == went
+    assert runs[0]["data"].get("unconfirmed", []) == unconfirmed
+    assert runs[0]["data"]["batches"][0]["accounts"] == [Web3.to_checksum_address(wallets[0])]
+    verify = portcullis(env, "audit", "verify", "--allow-missing-checkpoints")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
