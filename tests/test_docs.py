@@ -28,15 +28,18 @@ DOCUMENTED_ROUTE = re.compile(r"`(" + "|".join(METHODS) + r") (/[^`\s]*)`")
 
 
 def configurations(tmp_path: Path) -> dict[str, Settings]:
-    common = {"data_dir": tmp_path, "rate_limits": False}
+    # Each its own data dir: a development app holds its dev chain's journal from the moment it is built.
+    def common(name: str) -> dict[str, object]:
+        return {"data_dir": tmp_path / name, "rate_limits": False}
+
     return {
-        "development+devchain": load_settings(**common, dev_chain=True),
-        "development": load_settings(**common, dev_chain=False),
+        "development+devchain": load_settings(**common("devchain"), dev_chain=True),
+        "development": load_settings(**common("development"), dev_chain=False),
         "development+registration": load_settings(
-            **common, registration_enabled=True, registration_initial_access_token="i" * 40
+            **common("registration"), registration_enabled=True, registration_initial_access_token="i" * 40
         ),
         "production": load_settings(
-            **common,
+            **common("production"),
             mode="production",
             issuer="https://auth.example.com",
             secret_key="p" * 40,

@@ -310,7 +310,7 @@ def _trading_story(
     appropriate = wallet(APPROPRIATE_RETAIL_INDEX, "retail investor, France, derivatives appropriateness")
     # The development chain persists across restarts: an earlier demo run's record may still be there.
     # Asked of the chain through policy explain, not by signing in (that would cache "no record").
-    probe = tools.explain(appropriate.address, ask["scope"], json.dumps(ask["authorization_details"]))
+    probe = tools.explain(appropriate.address, TRADING_SCOPE, json.dumps([TRADING_DETAIL]))
     if probe is not None and probe.get("eligibility", {}).get("verdict") == "pass":
         print("(its record, written by an earlier demo run, is on the chain: nothing written)")
     else:

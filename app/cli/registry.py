@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.audit import events
+from app.chain.changes import reason_text
 from app.chain.iso3166 import country_by_numeric
 from app.cli import registry_csv as rc
 from app.cli.failures import EXIT_INTERRUPTED, EXIT_USAGE
@@ -560,7 +561,7 @@ def _simple_write(ctx: Context, action: str, call: Call, writer: Writer | None =
 
 def cmd_revoke(ctx: Context) -> int:
     account, reason = _address(ctx.args.address), rc.reason_bytes32(ctx.args.reason)
-    label = f"revoke {account} (reason {rc.reason_text(reason)!r})"
+    label = f"revoke {account} (reason {reason_text(reason)!r})"
     return _simple_write(
         ctx, "revoke", Call("revoke", (account, reason), {"account": account, "reason": reason}, label)
     )
@@ -568,7 +569,7 @@ def cmd_revoke(ctx: Context) -> int:
 
 def cmd_freeze(ctx: Context) -> int:
     account, reason = _address(ctx.args.address), rc.reason_bytes32(ctx.args.reason)
-    label = f"freeze {account} (reason {rc.reason_text(reason)!r})"
+    label = f"freeze {account} (reason {reason_text(reason)!r})"
     return _simple_write(
         ctx, "freeze", Call("freeze", (account, reason), {"account": account, "reason": reason}, label)
     )
@@ -652,7 +653,7 @@ def _event_details(event: Any) -> dict[str, Any]:
     if name == "RecordUnfrozen":
         return {"by": values["by"], "text": ""}
     by = values["revoker"] if name == "RecordRevoked" else values["by"]
-    reason = rc.reason_text(values["reason"])
+    reason = reason_text(values["reason"])
     return {"by": by, "reason": reason, "text": f"reason {reason!r}"}
 
 

@@ -17,6 +17,7 @@ from typing import Any, TextIO, TypeVar
 
 from eth_hash.auto import keccak
 
+from app.chain.changes import reason_text  # one rule for showing an on-chain reason (audit and CLI)
 from app.chain.iso3166 import UnknownCountryError, country_by_numeric, parse_country
 from app.settings import EligibilityRule
 
@@ -578,15 +579,6 @@ def country_text(numeric: int) -> str:
 
 def class_name(number: int) -> str:
     return next((name for name, n in CLASSES.items() if n == number), str(number))
-
-
-def reason_text(reason: bytes) -> str:
-    raw = reason.rstrip(b"\x00")
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return "0x" + reason.hex()
-    return text if text.isprintable() else "0x" + reason.hex()
 
 
 def describe_input(record: RecordInput | StoredRecord) -> dict[str, Any]:
