@@ -12,8 +12,14 @@ Four contenders verify the same EOA-signed message (fixed eth-account key, fixed
 siwe-py runs with no provider, so it takes its offline EOA path; the warm-up proves it by
 refusing any socket connection. Each contender is timed in R interleaved rounds of N/R seconds
 (perf_counter loops after a warm-up) and the best round is reported: on a shared machine the
-least-disturbed round is the best estimate of the code's own cost. Targets: ours >= 10x siwe-py
-(default parser) and >= 60% of the bare recovery rate.
+least-disturbed round is the best estimate of the code's own cost. The ratio to bare recovery is also
+given per round (the two timed back to back), median and range. Targets: ours >= 10x siwe-py
+(default parser) and >= 70% of the bare recovery rate.
+
+That ratio depends on the machine's load, not only on the code: other processes on the same cores cost
+the interpreter's memory-heavy work more than libsecp256k1's arithmetic. With app/siwe unchanged it read
+70 % on a quiet machine and 54-60 % with other work on both cores; callgrind counts the instructions
+(load-independent) at 0.71 (docs/PERFORMANCE.md). Read it next to the load average it prints.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from app.siwe.keccak import keccak
 KEY = bytes.fromhex("8da4ef21b864d2cc526dbdb2a120bd2874c36c9d0a1fb7f8c63d7f7a8b41de8f")
 NOW = datetime(2030, 1, 1, 0, 1, tzinfo=UTC)
 TARGET_VS_SIWE_PY = 10.0
-TARGET_VS_BARE = 0.60
+TARGET_VS_BARE = 0.70
 
 
 def fixture() -> tuple[str, str, Expectations]:
@@ -182,7 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per contender (default 3)")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds; the best is kept (default 5)"
+        "--rounds", type=int, default=10, help="interleaved rounds; the best is kept (default 10)"
     )
     args = parser.parse_args()
 
@@ -192,9 +198,12 @@ def main() -> None:
     for run in runs.values():  # warm-up: caches, grammar objects, branch predictors
         rate(run, 0.2)
     best = dict.fromkeys(runs, 0.0)
+    paired: list[float] = []  # ours / bare, timed back to back in each round
     for _ in range(args.rounds):
-        for label, run in runs.items():
-            best[label] = max(best[label], rate(run, args.seconds / args.rounds))
+        round_rates = {label: rate(run, args.seconds / args.rounds) for label, run in runs.items()}
+        for label, ops in round_rates.items():
+            best[label] = max(best[label], ops)
+        paired.append(round_rates["portcullis verify"] / round_rates["bare coincurve recover (floor)"])
 
     print("EIP-4361 verify benchmark (bench/siwe_verify.py)")
     print(machine_note())
@@ -227,6 +236,15 @@ def main() -> None:
         rows.append(("ours / siwe-py (regex)", f"{ours / regex:.1f}x", "(no target)"))
     verdict = "PASS" if ours / floor >= TARGET_VS_BARE else "MISS"
     rows.append(("ours / bare recover", f"{ours / floor:.1%}", f">= {TARGET_VS_BARE:.0%}  {verdict}"))
+    paired.sort()
+    rows.append(
+        (
+            "  per round, median (range)",
+            f"{paired[len(paired) // 2]:.1%}",
+            f"({paired[0]:.1%}-{paired[-1]:.1%}); load average now "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        )
+    )
     print(f"{'ratio':34} {'value':>10}   target")
     for name, value, target in rows:
         print(f"{name:34} {value:>10}   {target}")

@@ -2,7 +2,7 @@
 
 eth-hash's default backend (pycryptodome) costs about 5 us per call here against about 1.4 us for
 safe-pysha3; a sign-in needs three hashes, so the backend decides whether verification reaches the
-60 % of bare signature recovery we aim for (docs/PERFORMANCE.md).
+70 % of bare signature recovery we aim for (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
