@@ -9,10 +9,12 @@ RP_STAMP   := tests/integration/rp/node_modules/.installed
 
 .PHONY: run test check lint typecheck bench clean contracts-deps rp-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# The resource-server SDK (sdk/python, its own distribution), with its Starlette extra.
+	$(BIN)/pip install -q -e 'sdk/python[starlette]'
 	# siwe-py is our cross-check reference, not a runtime dependency; its metadata caps web3 below 8.
 	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
 	touch $(STAMP)
@@ -41,8 +43,8 @@ test: $(STAMP) contracts-deps rp-deps
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench sdk
+	$(BIN)/ruff format --check app tests bench sdk
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
