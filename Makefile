@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
 	touch $(STAMP)
 
+# The sample perps API (sdk/examples/perps_api, a resource server using the SDK) runs beside the server on
+# PERPS_API_PORT (8100) and stops with it.
 run: $(STAMP)
-	PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
+	PERPS_API_PORT=$${PERPS_API_PORT:-8100} \
+	  PERPS_API_ISSUER=$${PERPS_API_ISSUER:-$${PORTCULLIS_ISSUER:-http://127.0.0.1:$${PORTCULLIS_PORT:-8000}}} \
+	  PYTHONPATH=sdk/examples $(BIN)/python -m perps_api & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
 
 # The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.
 contracts-deps:
