@@ -7,11 +7,13 @@ refused proof never uses up its ``jti``. ``now`` is Unix seconds.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from portcullis_resource import jws
@@ -38,6 +40,7 @@ def single(values: Sequence[str]) -> str | None:
     return values[0] if values else None
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a resource server sees few distinct URLs
 def normalize_htu(url: str) -> str | None:
     """Section 4.3 item 9: the URI without query and fragment, after RFC 3986 section 6.2.2 and 6.2.3
     normalisation (case of scheme and host, percent-encodings, default port, empty path as "/")."""
@@ -62,6 +65,29 @@ def _percent(match: re.Match[str]) -> str:
     return char if char in _UNRESERVED else match.group(0).upper()
 
 
+class ProofKeys:
+    """Public keys of DPoP proofs already seen, by their JWK: a client signs many proofs with one key, so
+    its key is decoded (and its point validated) and thumbprinted once. Bounded; cleared when full."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._keys: dict[tuple[str, ...], tuple[jws.PublicKey, str]] = {}
+        self._max = max_entries
+
+    def get(self, jwk: dict[str, Any]) -> tuple[jws.PublicKey, str]:
+        """(the key, its RFC 7638 thumbprint); raises JwsError for a private or malformed JWK."""
+        if "d" in jwk or "p" in jwk:
+            raise jws.JwsError("a private key was given where a public key belongs")
+        members = tuple(str(jwk.get(n)) for n in ("kty", "crv", "x", "y", "n", "e"))
+        held = self._keys.get(members)
+        if held is None:
+            _, key = jws.key_from_jwk({k: v for k, v in jwk.items() if k != "alg"})
+            held = (key, jws.thumbprint(jwk))
+            if len(self._keys) >= self._max:
+                self._keys.clear()
+            self._keys[members] = held
+        return held
+
+
 def token_hash(access_token: str) -> str:
     """``ath``: base64url SHA-256 of the ASCII access token (section 4.2)."""
     return jws.b64encode(hashlib.sha256(access_token.encode("ascii")).digest())
@@ -79,6 +105,7 @@ def check_proof(
     max_age: float = 60.0,
     skew: float = 30.0,
     nonces: Nonces | None = None,
+    keys: ProofKeys | None = None,
 ) -> Proof:
     """Every check of section 4.3 except the ``jti`` replay check (the caller's, against its store)."""
     if not proof:
@@ -100,9 +127,8 @@ def check_proof(
     if not isinstance(jwk, dict):
         raise InvalidDpopProof("the DPoP proof has no jwk header")
     try:
-        _, key = jws.key_from_jwk({k: v for k, v in jwk.items() if k != "alg"})
+        key, thumb = (keys or ProofKeys()).get(jwk)
         jws.verify(alg, key, parsed)
-        thumb = jws.thumbprint(jwk)
     except jws.JwsError as exc:
         raise InvalidDpopProof(f"the DPoP proof key or signature is not valid: {exc}") from None
     jti, htm, htu, iat = claims.get("jti"), claims.get("htm"), claims.get("htu"), claims.get("iat")

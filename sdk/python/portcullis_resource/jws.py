@@ -43,6 +43,8 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "384": hashes.SHA384,
     "512": hashes.SHA512,
 }
+# Immutable signature-scheme objects, built once rather than per verify.
+_ECDSA = {bits: ec.ECDSA(h()) for bits, h in _HASHES.items()}
 MAX_JWS = 16_384
 
 
@@ -79,8 +81,8 @@ def parse(token: str) -> Jws:
     if len(parts) != 3:
         raise JwsError("not a compact JWS")
     try:
-        header = json.loads(b64decode(parts[0]))
-        payload = json.loads(b64decode(parts[1]))
+        header = json.loads(b64decode(parts[0]).decode())
+        payload = json.loads(b64decode(parts[1]).decode())
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise JwsError("header or payload is not JSON") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
@@ -136,7 +138,7 @@ def verify(alg: str, key: PublicKey, jws: Jws) -> None:
             if len(sig) != 2 * size:
                 raise JwsError("signature of the wrong length")
             der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-            key.verify(der, data, ec.ECDSA(_HASHES[alg[2:]]()))
+            key.verify(der, data, _ECDSA[alg[2:]])
         elif isinstance(key, ed25519.Ed25519PublicKey):
             if alg != "EdDSA":
                 raise JwsError(f"alg {alg[:20]} does not fit this key")

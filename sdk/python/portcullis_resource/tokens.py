@@ -74,8 +74,12 @@ class AccessToken:
     auth_time: int | None
     jkt: str | None  # RFC 9449 cnf.jkt: the token is DPoP-bound to this key thumbprint
     authorization_details: tuple[dict[str, Any], ...]
-    compliance: Compliance | None
     introspected: bool = False
+
+    @property
+    def compliance(self) -> Compliance | None:
+        """The typed ``compliance`` claim (read when asked: most routes never look)."""
+        return Compliance.from_claim(self.claims.get("compliance"))
 
     @property
     def wallet_address(self) -> str | None:
@@ -178,6 +182,5 @@ def access_token(raw: str, claims: dict[str, Any], *, introspected: bool = False
         authorization_details=tuple(d for d in details if isinstance(d, dict))
         if isinstance(details, list)
         else (),
-        compliance=Compliance.from_claim(claims.get("compliance")),
         introspected=introspected,
     )

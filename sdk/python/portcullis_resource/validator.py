@@ -68,6 +68,7 @@ class Validator:
         self.dpop_max_age = dpop_max_age
         self.dpop_nonces = dpop_nonces
         self.replay = replay_store or MemoryReplayStore()
+        self._proof_keys = dpop.ProofKeys()
         self.realm = realm
         self._client_auth = introspection
         self._introspection_cache = introspection_cache_seconds
@@ -142,6 +143,7 @@ class Validator:
                 max_age=self.dpop_max_age,
                 skew=self.expected.skew,
                 nonces=self.dpop_nonces,
+                keys=self._proof_keys,
             )
             ttl = self.dpop_max_age + 2 * self.expected.skew
             if not await self.replay.first_use(replay_key(proof.jkt, proof.jti), ttl, now):
