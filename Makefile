@@ -65,6 +65,7 @@ bench: $(STAMP)
 	# Needs wrk (apt-get install -y wrk) and node/npm; it runs `npm ci` in bench/peers/node-oidc-provider.
 	$(BIN)/python bench/token_endpoint.py
 	$(BIN)/python bench/client_auth_timing.py
+	$(BIN)/python bench/resource_validate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
