@@ -9,16 +9,23 @@ RP_STAMP   := tests/integration/rp/node_modules/.installed
 
 .PHONY: run test check lint typecheck bench clean contracts-deps rp-deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# The resource-server SDK (sdk/python, its own distribution), with its Starlette extra.
+	$(BIN)/pip install -q -e 'sdk/python[starlette]'
 	# siwe-py is our cross-check reference, not a runtime dependency; its metadata caps web3 below 8.
 	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
 	touch $(STAMP)
 
+# The sample perps API (sdk/examples/perps_api, a resource server using the SDK) runs beside the server on
+# PERPS_API_PORT (8100) and stops with it.
 run: $(STAMP)
-	PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
+	PERPS_API_PORT=$${PERPS_API_PORT:-8100} \
+	  PERPS_API_ISSUER=$${PERPS_API_ISSUER:-$${PORTCULLIS_ISSUER:-http://127.0.0.1:$${PORTCULLIS_PORT:-8000}}} \
+	  PYTHONPATH=sdk/examples $(BIN)/python -m perps_api & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
 
 # The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.
 contracts-deps:
@@ -41,8 +48,8 @@ test: $(STAMP) contracts-deps rp-deps
 check: lint typecheck
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench sdk
+	$(BIN)/ruff format --check app tests bench sdk
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -61,6 +68,7 @@ bench: $(STAMP)
 	# Needs node and redis-server; its signinwithethereum/oidc-provider column needs a local build under
 	# bench/peers/siwe-oidc-provider/ (never committed) and is skipped with a line saying so without one.
 	$(BIN)/python bench/login_code_flow.py
+	$(BIN)/python bench/resource_validate.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
