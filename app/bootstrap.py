@@ -93,7 +93,13 @@ async def open_database(settings: Settings, clock: Clock, meta: events.RequestMe
     operator fixes (database down or missing, a secret that does not open the keys) surface here."""
     await migrate_database(settings)
     engine = create_engine(settings.database_url, database_timeouts(settings))
-    store = SqlStore(engine, hasher=entry_hash, timeouts=database_timeouts(settings))
+    store = SqlStore(
+        engine,
+        hasher=entry_hash,
+        timeouts=database_timeouts(settings),
+        batch_max=settings.audit_batch_max,
+        batch_wait=settings.audit_batch_wait_ms / 1000,
+    )
     try:
         secret = server_secret(settings)
         auditor = events.Auditor(settings, clock, secret)
