@@ -62,7 +62,7 @@ def create_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncE
 
 
 def _abort_connection(_dbapi_connection: Any, record: Any, _exc: BaseException | None) -> None:
-    """An invalidated connection (timed out, reset, failed its pre-ping) is closed without a goodbye.
+    """An invalidated connection (timed out, reset) is closed without a goodbye.
 
     SQLAlchemy would otherwise close it gracefully: send Terminate and wait up to 2 s for the server,
     which on a black-holed link never answers, adding those seconds to the request that found it broken.
