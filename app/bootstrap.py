@@ -73,6 +73,7 @@ class Runtime:
     engine: AsyncEngine
     secret: bytes
     checkpointer: checkpoints.Checkpointer
+    store: SqlStore
 
 
 @dataclass(slots=True)
@@ -92,8 +93,14 @@ async def open_database(settings: Settings, clock: Clock, meta: events.RequestMe
     operator fixes (database down or missing, a secret that does not open the keys) surface here."""
     await migrate_database(settings)
     engine = create_engine(settings.database_url, database_timeouts(settings))
+    store = SqlStore(
+        engine,
+        hasher=entry_hash,
+        timeouts=database_timeouts(settings),
+        batch_max=settings.audit_batch_max,
+        batch_wait=settings.audit_batch_wait_ms / 1000,
+    )
     try:
-        store = SqlStore(engine, hasher=entry_hash)
         secret = server_secret(settings)
         auditor = events.Auditor(settings, clock, secret)
         now = clock.now()
@@ -107,6 +114,7 @@ async def open_database(settings: Settings, clock: Clock, meta: events.RequestMe
             key_activation(auditor, meta, "first start"),
         )
     except BaseException:
+        await store.close()
         await engine.dispose()
         raise
     return Opened(engine, store, secret, auditor, signer, schedule)
@@ -184,7 +192,7 @@ async def start(
         timedelta(seconds=settings.audit_checkpoint_seconds),
         provider.audit_sink,
     )
-    return Runtime(provider, engine, secret, checkpointer)
+    return Runtime(provider, engine, secret, checkpointer, store)
 
 
 async def migrate_database(settings: Settings) -> str | None:

@@ -241,6 +241,10 @@ class Settings(BaseSettings):
     audit_ip: Literal["full", "truncated", "hashed"] = "truncated"
     # Share of nonce issuances recorded (sign-ins are always recorded).
     audit_nonce_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Group commit (app/storage/group_commit.py): concurrent audited writes share one transaction of at
+    # most this many requests, which waits at most this long for company once its first is queued.
+    audit_batch_max: int = Field(default=64, ge=1, le=10_000)
+    audit_batch_wait_ms: float = Field(default=1.0, ge=0.0, le=100.0)
     # A signed checkpoint every N entries or M seconds, whichever comes first.
     audit_checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
     audit_checkpoint_seconds: int = Field(default=60, ge=1, le=86400)

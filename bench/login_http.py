@@ -1,10 +1,13 @@
 """Complete wallet sign-ins per second over HTTP against a real ``portcullis serve`` process.
 
 One sign-in = POST /siwe/nonce, sign the EIP-4361 message (client side, coincurve), POST /siwe/verify.
-Measured at concurrency 1 and 16 on the embedded default (SQLite) and, when PORTCULLIS_TEST_DATABASE_URL
-points at a PostgreSQL server, on PostgreSQL too. Prints sign-ins/s and p50/p99 latency of the whole sign-in.
+Measured at concurrency 8 (or the levels given) on the embedded default (SQLite) and, when
+PORTCULLIS_TEST_DATABASE_URL points at a PostgreSQL server, on PostgreSQL too. Prints sign-ins/s, p50/p99
+latency of the whole sign-in, and the CPU milliseconds per sign-in of the server process and of the
+PostgreSQL backends serving its database (from /proc/<pid>/stat; PostgreSQL's background writer,
+checkpointer and WAL writer are not counted).
 
-    .venv/bin/python bench/login_http.py [--seconds 10] [--concurrency 1,16]
+    .venv/bin/python bench/login_http.py [--seconds 10] [--concurrency 8] [--port 18700]
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ async def one_sign_in(client: httpx.AsyncClient, wallet: Wallet) -> float:
     return time.perf_counter() - start
 
 
-async def run_level(url: str, concurrency: int, seconds: float) -> tuple[int, list[float], float]:
+async def run_level(
+    url: str, concurrency: int, seconds: float, meter: CpuMeter
+) -> tuple[int, list[float], float, tuple[float, float]]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
@@ -77,10 +82,55 @@ async def run_level(url: str, concurrency: int, seconds: float) -> tuple[int, li
             while time.perf_counter() < deadline:
                 latencies.append(await one_sign_in(client, Wallet()))
 
+        cpu_before = meter.read()
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return len(latencies), latencies, elapsed
+        cpu = CpuMeter.used(cpu_before, meter.read())
+    return len(latencies), latencies, elapsed, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (0 once it has exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL backend processes connected to ``database`` (their title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by the server process and its PostgreSQL backends between two readings."""
+
+    def __init__(self, server_pid: int, database: str | None) -> None:
+        self.server_pid, self.database = server_pid, database
+
+    def read(self) -> tuple[float, dict[int, float]]:
+        backends = postgres_backends(self.database) if self.database else []
+        return cpu_seconds(self.server_pid), {pid: cpu_seconds(pid) for pid in backends}
+
+    @staticmethod
+    def used(
+        before: tuple[float, dict[int, float]], after: tuple[float, dict[int, float]]
+    ) -> tuple[float, float]:
+        server = after[0] - before[0]
+        pg = sum(value - before[1].get(pid, 0.0) for pid, value in after[1].items())
+        return server, pg
 
 
 def pct(values: list[float], q: float) -> float:
@@ -99,7 +149,8 @@ def client_cost(samples: int = 300) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", default="1,16")
+    parser.add_argument("--concurrency", default="8")
+    parser.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -115,13 +166,30 @@ def main() -> int:
 
     print(f"machine: {machine_note()}, server and client on one machine")
     print(f"client-side signing cost per sign-in: {client_cost():.0f} us (included in the latencies)")
-    print(f"{'backend':<11} {'conc':>4} {'sign-ins':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'backend':<11} {'conc':>4} {'sign-ins':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'server cpu ms':>13} {'pg cpu ms':>9}"
+    )
     for name, env in backends:
-        with tempfile.TemporaryDirectory() as data, ServerProcess(Path(data), **env) as server:
+        database = pg_name if name == "postgresql" else None
+        with (
+            tempfile.TemporaryDirectory() as data,
+            ServerProcess(Path(data), port=args.port, **env) as server,
+        ):
+            assert server.proc is not None
+            meter = CpuMeter(server.proc.pid, database)
             for level in levels:
-                count, lat, elapsed = asyncio.run(run_level(server.url, level, args.seconds))
+                count, lat, elapsed, cpu = asyncio.run(run_level(server.url, level, args.seconds, meter))
                 rate, p50, p99 = count / elapsed, pct(lat, 50), pct(lat, 99)
-                print(f"{name:<11} {level:>4} {count:>9} {rate:>8.1f} {p50:>8.2f} {p99:>8.2f}")
+                server_ms, pg_ms = (1000 * used / count for used in cpu)
+                pg_cell = f"{pg_ms:>9.2f}" if database else f"{'-':>9}"
+                print(
+                    f"{name:<11} {level:>4} {count:>9} {rate:>8.1f} {p50:>8.2f} {p99:>8.2f} "
+                    f"{server_ms:>13.2f} {pg_cell}",
+                    flush=True,
+                )
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
     if pg:
         _pg_database(pg, pg_name, create=False)
     return 0

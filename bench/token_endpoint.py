@@ -17,8 +17,10 @@ then the measured run; the servers not being measured wait idle. Scenarios:
    assertion per request, all made before the run).
 
 4-6 do the work of 1-3 without a client secret to check, which separates that cost from the rest.
+7. ``GET /jwks``: the signing keys' JWK Set, no client and no database: the floor of a request.
 
     .venv/bin/python bench/token_endpoint.py [--seconds 10] [--warmup 2] [--concurrency 32] [--scenarios 1,4]
+        [--port 18700]
 """
 
 from __future__ import annotations
@@ -88,7 +90,9 @@ class Portcullis:
     introspection_path = "/introspect"
     public_client_id = "portcullis-demo"
 
-    def __init__(self, label: str, data: Path, secret: str, jwk: dict[str, str], **env: str) -> None:
+    def __init__(
+        self, label: str, data: Path, secret: str, jwk: dict[str, str], port: int | None = None, **env: str
+    ) -> None:
         self.name, self.secret = f"portcullis {label}", secret
         clients = [
             _client(BASIC_ID, token_endpoint_auth_method="client_secret_basic", client_secret=secret),
@@ -97,6 +101,7 @@ class Portcullis:
         (data / "clients.json").write_text(json.dumps(clients))
         self.server = ServerProcess(
             data,
+            port=port,
             PORTCULLIS_MODE="development",
             PORTCULLIS_DEV_CHAIN="false",
             PORTCULLIS_RATE_LIMITS="false",
@@ -166,9 +171,9 @@ class OidcProvider:
     introspection_path = "/token/introspection"
     public_client_id = "bench-public"
 
-    def __init__(self, secret: str, jwk: dict[str, str]) -> None:
+    def __init__(self, secret: str, jwk: dict[str, str], port: int | None = None) -> None:
         self.name, self.secret = "oidc-provider", secret
-        port = free_port()
+        port = port or free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "PORT": str(port), "BENCH_SECRET": secret, "BENCH_JWT_KEY": json.dumps(jwk)}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -266,6 +271,7 @@ class Scenario:
     body: str  # the form body; {public} is the contender's public client; a pool item is appended
     auth: Literal["basic", "public", "jwt"]  # client_secret_basic, none, private_key_jwt
     pool: Literal["", "refresh", "assertion"] = ""
+    jwks: bool = False  # GET the contender's JWK Set instead (no body, no client)
 
 
 CC = f"grant_type=client_credentials&scope={SCOPE}"
@@ -285,6 +291,7 @@ SCENARIOS = [
     ),
     Scenario("client_credentials, private_key_jwt", False, f"{CC}&{JWT_AUTH}", "jwt", "assertion"),
     Scenario("introspection, private_key_jwt", True, f"token=ACCESS&{JWT_AUTH}", "jwt", "assertion"),
+    Scenario("jwks", False, "", "public", jwks=True),
 ]
 
 _LUA_SUMMARY = """
@@ -333,6 +340,8 @@ end
 
 
 def lua_script(body: str, basic: str | None, pool: Path | None, chain: bool, introspect: bool) -> str:
+    if not body:
+        return 'wrk.method = "GET"\n' + _LUA_SUMMARY
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"']
     if basic:
         lines.append(f'wrk.headers["Authorization"] = "Basic {basic}"')
@@ -400,7 +409,7 @@ def wrk(url: str, script: Path, seconds: float, concurrency: int, pid: int) -> R
 def run_scenario(
     s: Scenario, c: Contender, key: AssertionKey, work: Path, args: argparse.Namespace, pids: list[int]
 ) -> Result:
-    path = c.introspection_path if s.introspect else "/token"
+    path = "/jwks" if s.jwks else c.introspection_path if s.introspect else "/token"
     body = s.body.replace("{public}", c.public_client_id)
     if s.introspect:
         token = c.user_access_token()
@@ -475,7 +484,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--scenarios", default="all", help="comma-separated scenario numbers (1-6) or all")
+    parser.add_argument("--scenarios", default="all", help="comma-separated scenario numbers (1-7) or all")
+    parser.add_argument("--port", type=int, default=None, help="first of three ports (default: free ones)")
     args = parser.parse_args()
     picks = range(1, len(SCENARIOS) + 1) if args.scenarios == "all" else map(int, args.scenarios.split(","))
     chosen = [SCENARIOS[i - 1] for i in picks]
@@ -502,15 +512,17 @@ def main() -> int:
         work = Path(tmp)
         (work / "sqlite").mkdir()
         contenders: list[Contender] = [
-            stack.enter_context(Portcullis("sqlite", work / "sqlite", secret, key.jwk)),
+            stack.enter_context(Portcullis("sqlite", work / "sqlite", secret, key.jwk, _port(args, 0))),
         ]
         if pg is not None:
             (work / "pg").mkdir()
             db = _pg_database(pg, pg_name, create=True)
             stack.callback(_pg_database, pg, pg_name, False)
-            pg_server = Portcullis("postgresql", work / "pg", secret, key.jwk, PORTCULLIS_DATABASE_URL=db)
+            pg_server = Portcullis(
+                "postgresql", work / "pg", secret, key.jwk, _port(args, 1), PORTCULLIS_DATABASE_URL=db
+            )
             contenders.append(stack.enter_context(pg_server))
-        contenders.append(stack.enter_context(OidcProvider(secret, key.jwk)))
+        contenders.append(stack.enter_context(OidcProvider(secret, key.jwk, _port(args, 2))))
         pids = [c.pid for c in contenders]
 
         print(
@@ -530,6 +542,10 @@ def main() -> int:
         print(f"\nload average at end {os.getloadavg()[0]:.2f}\n")
         print_table(chosen, [c.name for c in contenders], results)
     return 0
+
+
+def _port(args: argparse.Namespace, offset: int) -> int | None:
+    return None if args.port is None else int(args.port) + offset
 
 
 def print_table(chosen: list[Scenario], names: list[str], results: dict[tuple[str, str], Result]) -> None:

@@ -57,9 +57,11 @@ def _with_store(settings: Settings, fn: Callable[[SqlStore], Any]) -> Any:
 
     async def run() -> Any:
         engine = create_engine(settings.database_url, database_timeouts(settings))
+        store = SqlStore(engine, hasher=entry_hash)
         try:
-            return await fn(SqlStore(engine, hasher=entry_hash))
+            return await fn(store)
         finally:
+            await store.close()
             await engine.dispose()
 
     with database_errors(settings.database_url):

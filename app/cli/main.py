@@ -60,6 +60,7 @@ def _check_database(settings: Settings) -> None:
 
     async def run() -> None:
         opened = await bootstrap.open_database(settings, SystemClock(), RequestMeta())  # as the lifespan
+        await opened.store.close()
         await opened.engine.dispose()
 
     with database_errors(settings.database_url):
@@ -159,6 +160,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             ]
             return rows, note
         finally:
+            await runtime.store.close()
             await runtime.engine.dispose()
 
     with database_errors(settings.database_url):

@@ -92,6 +92,7 @@ def create_app(
                 await runtime.provider.chains.close()
                 await runtime.provider.guard.close()
                 await runtime.provider.sign_in_history.close()
+                await runtime.store.close()
                 await runtime.engine.dispose()
 
     app = Starlette(

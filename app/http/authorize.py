@@ -171,9 +171,9 @@ def make_routes(meta: MetaOf) -> list[Route]:
         return JSONResponse(answer.body, headers={**NO_STORE, **answer.headers})
 
     return [
+        Route("/token", token, methods=["POST"]),  # the busiest of these: matched first
         Route("/par", par, methods=["POST"]),
         Route("/authorize", authorization, methods=["GET", "POST"]),
         Route("/authorize/interactions/{interaction}/signin", interaction_signin, methods=["POST"]),
         Route("/authorize/interactions/{interaction}/consent", interaction_consent, methods=["POST"]),
-        Route("/token", token, methods=["POST"]),
     ]

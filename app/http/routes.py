@@ -154,19 +154,21 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ready", "compliance": p.settings.compliance, "audit_sink": sink})
 
 
+# Starlette tries routes in order: the busiest (sign-in, introspection, keys) come first, so they do
+# not pay for matching every MFA, authorization, registration and logout path before their own.
 ROUTES = [
-    *mfa_routes(_meta),
-    *authorize_routes(_meta),
-    *registration_routes(_meta),
-    *logout_routes(_meta),
-    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
-    Route("/jwks", jwks, methods=["GET"]),
     Route("/siwe/nonce", siwe_nonce, methods=["POST"]),
     Route("/siwe/verify", siwe_verify, methods=["POST"]),
-    Route("/userinfo", userinfo_endpoint, methods=["GET", "POST"]),
     Route("/introspect", introspection_endpoint, methods=["POST"]),
+    Route("/jwks", jwks, methods=["GET"]),
+    *authorize_routes(_meta),
+    Route("/userinfo", userinfo_endpoint, methods=["GET", "POST"]),
     Route("/revoke", revocation_endpoint, methods=["POST"]),
+    Route("/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
+    Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
+    *mfa_routes(_meta),
+    *registration_routes(_meta),
+    *logout_routes(_meta),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
 ]

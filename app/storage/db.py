@@ -10,16 +10,19 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+RECYCLE_SECONDS = 300  # a pooled connection older than this is replaced at checkout
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """PostgreSQL time bounds in seconds (PORTCULLIS_DATABASE_*_TIMEOUT_SECONDS).
 
     ``connect``: opening a connection (asyncpg ``timeout``: TCP, TLS and start-up). ``statement``: any one
-    round trip on it, the pool's pre-ping included (asyncpg ``command_timeout``). ``pool``: the wait for a
-    free pooled connection when all are busy. Together they bound how long a request waits on a database
-    that does not answer: at worst the pool wait, a connect (or a pre-ping) and its first statement,
-    4 s with the defaults; the first failure answers 503. ``statement`` None means unbounded: migrations
+    round trip on it (asyncpg ``command_timeout``). ``pool``: the wait for a free pooled connection when
+    all are busy. Together they bound how long a request waits on a database that does not answer: at
+    worst the pool wait, a connect and its first statement, 4 s with the defaults; the first failure
+    answers 503. The same bounds apply to the hot path's own asyncpg pool (app.storage.hot).
+    ``statement`` None means unbounded: migrations
     (an index built on a large table) run on such an engine of their own, never on the serving one.
     """
 
@@ -46,7 +49,10 @@ def create_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncE
             url,
             pool_size=10,
             max_overflow=20,
-            pool_pre_ping=True,  # a connection cut while idle is found at checkout, not by the request
+            # No ping per checkout (BEGIN, ';', ROLLBACK: three round trips): connections are recycled
+            # after RECYCLE_SECONDS, and one cut meanwhile fails its statement once and is dropped
+            # (invalidated); the hot path (app.storage.hot) also sends such a first statement again.
+            pool_recycle=RECYCLE_SECONDS,
             pool_timeout=limits.pool,
             connect_args={"timeout": limits.connect, "command_timeout": limits.statement},
         )
@@ -56,7 +62,7 @@ def create_engine(database_url: str, timeouts: Timeouts | None = None) -> AsyncE
 
 
 def _abort_connection(_dbapi_connection: Any, record: Any, _exc: BaseException | None) -> None:
-    """An invalidated connection (timed out, reset, failed its pre-ping) is closed without a goodbye.
+    """An invalidated connection (timed out, reset) is closed without a goodbye.
 
     SQLAlchemy would otherwise close it gracefully: send Terminate and wait up to 2 s for the server,
     which on a black-holed link never answers, adding those seconds to the request that found it broken.

@@ -13,10 +13,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, delete, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage import sql_chain_events as chain_events
+from app.storage.db import Timeouts
+from app.storage.group_commit import GroupCommit
+from app.storage.hot import Body, HotDriver, Sql, Step, create_driver
 from app.storage.models import Base, Nonce, RefreshToken, SigningKey
 from app.storage.records import (
     AuditRecord,
@@ -41,10 +44,38 @@ class SqlStore(SqlAuditLog):
     storage depends on nothing above it.
     """
 
-    def __init__(self, engine: AsyncEngine, hasher: EntryHasher) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        hasher: EntryHasher,
+        timeouts: Timeouts | None = None,
+        *,
+        batch_max: int | None = None,
+        batch_wait: float | None = None,
+    ) -> None:
         self.engine = engine
         self.hasher = hasher
         self._write_lock = sqlite_write_lock(engine)  # app.storage.writes: why SQLite writers queue
+        # The hot path (app.storage.hot): the driver straight, audited writes group-committed.
+        url = engine.url.render_as_string(hide_password=False)
+        self.hot: HotDriver = create_driver(url, timeouts or Timeouts(), self._write_lock)
+        batching: dict[str, Any] = {}
+        if batch_max is not None:
+            batching["max_batch"] = batch_max
+        if batch_wait is not None:
+            batching["max_wait"] = batch_wait
+        self.group = GroupCommit(self.hot, engine.dialect, hasher, **batching)
+        self.sql = HotStatements(engine.dialect)
+
+    async def close(self) -> None:
+        """Commit what is queued and give back the hot path's connections (the engine is the caller's)."""
+        await self.group.close()
+        await self.hot.close()
+
+    async def record(self, audit: AuditRecord) -> int:
+        """Append one entry, group-committed with whatever else is written (app.storage.group_commit)."""
+        await self.group.submit(None, audit)
+        return 0
 
     @property
     def write_lock(self) -> asyncio.Lock | None:
@@ -69,61 +100,48 @@ class SqlStore(SqlAuditLog):
         audit: AuditRecord | None = None,
         before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        if before_commit is not None and self._write_lock is not None:
-            # SQLite has one writer: nothing waits on another server while holding its lock.
+        if before_commit is not None:
+            # The guard admits the request before it joins a batch: no batch waits on another server.
             await before_commit()
-            before_commit = None
-        async with self._write() as conn:
-            await conn.execute(
-                _NONCE_INSERT,
-                {
-                    "nonce_hash": nonce_hash,
-                    "client_id": client_id,
-                    "oidc_nonce": oidc_nonce,
-                    "issued_at": issued_at,
-                    "expires_at": expires_at,
-                },
-            )
-            if audit is not None:
-                await append(conn, audit, self.hasher)
-            if before_commit is not None:
-                await before_commit()
+        values = {
+            "nonce_hash": nonce_hash,
+            "client_id": client_id,
+            "oidc_nonce": oidc_nonce,
+            "issued_at": issued_at,
+            "expires_at": expires_at,
+        }
+        await self.group.submit(lambda: self._one(Step(self.sql.nonce_insert, values)), audit)
+
+    @staticmethod
+    def _one(step: Step) -> Body[None]:
+        yield step
 
     async def complete_sign_in(
         self, nonce_hash: str, client_id: str, now: datetime, refresh: RefreshRecord, audit: AuditRecord
     ) -> str | None:
-        async with self._write() as conn:
-            consumed = await conn.execute(
-                NONCE_CONSUME, {"hash": nonce_hash, "client": client_id, "now": now, "consumed": now}
+        sql = self.sql
+
+        def body() -> Body[str | None]:
+            consumed = yield Step(
+                sql.nonce_consume, {"hash": nonce_hash, "client": client_id, "now": now, "consumed": now}
             )
             row = consumed.first()
             if row is None:
-                raise NonceUnavailable(await self.why_nonce_unavailable(conn, nonce_hash, client_id, now))
-            await conn.execute(REFRESH_INSERT, refresh_values(refresh))
-            await append(conn, audit, self.hasher)
+                found = (yield Step(sql.nonce_find, {"hash": nonce_hash})).first()
+                raise NonceUnavailable(nonce_failure(found, client_id, now))
+            yield Step(sql.refresh_insert, refresh_values(refresh))
             oidc_nonce: str | None = row[0]
             return oidc_nonce
+
+        result: str | None = await self.group.submit(body, audit)
+        return result
 
     @staticmethod
     async def why_nonce_unavailable(
         conn: AsyncConnection, nonce_hash: str, client_id: str, now: datetime
     ) -> NonceFailure:
-        found = (
-            await conn.execute(
-                select(Nonce.client_id, Nonce.consumed_at, Nonce.expires_at).where(
-                    Nonce.nonce_hash == nonce_hash
-                )
-            )
-        ).first()
-        if found is None:
-            return "unknown"
-        if found.consumed_at is not None:
-            return "used"
-        if found.expires_at <= now:
-            return "expired"
-        if found.client_id != client_id:
-            return "other_client"
-        return "used"  # lost a race between the UPDATE and this read
+        found = (await conn.execute(_NONCE_FIND, {"hash": nonce_hash})).first()
+        return nonce_failure(None if found is None else tuple(found), client_id, now)
 
     # -- refresh tokens -------------------------------------------------------------------------------------
 
@@ -137,37 +155,43 @@ class SqlStore(SqlAuditLog):
         check: Callable[[RefreshRecord], None] | None = None,
         retry: RetryRule | None = None,
     ) -> RefreshRecord:
-        async with self._write() as conn:
-            old = await _rotate_current(conn, token_hash, client_id, new_hash, now)
+        sql = self.sql
+
+        def body() -> Body[tuple[RefreshRecord, bool]]:
+            key = {"hash": token_hash, "client": client_id, "now": now}
+            row = (yield Step(sql.rotate_current, {**key, "rotated": now, "successor": new_hash})).first()
+            old = None if row is None else _record(row)
             retried = old is None and retry is not None
             if old is None and retry is not None:
-                old = await _rotate_again(conn, token_hash, client_id, new_hash, now, retry)
+                old = yield from _rotate_again(sql, key, new_hash, retry)
             if old is not None:
                 if check is not None:
                     check(old)  # raising here rolls the rotation back: nothing is half-written
                 new = _successor(old, new_hash, now)
-                await conn.execute(REFRESH_INSERT, refresh_values(new))
-                await append(conn, audit(new, retried), self.hasher)
-                return new
-            found = (
-                await conn.execute(
-                    select(*_REFRESH_COLUMNS, RefreshToken.successor_hash).where(
-                        RefreshToken.token_hash == token_hash
-                    )
-                )
-            ).first()
+                yield Step(sql.refresh_insert, refresh_values(new))
+                return new, retried
+            found = (yield Step(sql.refresh_find_with_successor, {"hash": token_hash})).first()
             if found is None:
                 raise RefreshUnavailable("unknown")
-            family = found.family_id
-            if found.client_id != client_id:
+            record, (revoked_at, rotated_at, successor_hash) = _record(found[:-3]), found[-3:]
+            family = record.family_id
+            if record.client_id != client_id:
                 raise RefreshUnavailable("other_client", family)
-            if found.revoked_at is not None:
+            if revoked_at is not None:
                 raise RefreshUnavailable("revoked", family)
-            if found.rotated_at is not None:
+            if rotated_at is not None:
                 # Read after the failed UPDATEs: a retry admitted now means a concurrent one just won.
-                lost_race = retry is not None and await _may_retry(conn, found, now, retry)
+                lost_race = False
+                if retry is not None and successor_hash is not None:
+                    lost_race = yield from _may_retry(sql, record, successor_hash, now, retry)
                 raise RefreshUnavailable("superseded" if lost_race else "reused", family)
-        raise RefreshUnavailable("expired", family)
+            raise RefreshUnavailable("expired", family)
+
+        def entry(value: tuple[RefreshRecord, bool]) -> AuditRecord:
+            return audit(*value)
+
+        rotated: tuple[RefreshRecord, bool] = await self.group.submit(body, entry)
+        return rotated[0]
 
     async def revoke_family(self, family_id: str, now: datetime, reason: str, audit: AuditRecord) -> int:
         async with self._write() as conn:
@@ -204,40 +228,16 @@ class SqlStore(SqlAuditLog):
             return True
 
     async def family_active(self, family_id: str, now: datetime) -> bool:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(RefreshToken.token_hash)
-                    .where(
-                        RefreshToken.family_id == family_id,
-                        RefreshToken.revoked_at.is_(None),
-                        RefreshToken.expires_at > now,
-                    )
-                    .limit(1)
-                )
-            ).first()
-        return row is not None
+        step = Step(self.sql.family_active, {"family": family_id, "now": now})
+        return (await self.hot.read(_first_row(step))) is not None
 
     async def refresh_usable(self, token_hash: str, now: datetime) -> bool:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(RefreshToken.token_hash).where(
-                        RefreshToken.token_hash == token_hash,
-                        RefreshToken.rotated_at.is_(None),
-                        RefreshToken.revoked_at.is_(None),
-                        RefreshToken.expires_at > now,
-                    )
-                )
-            ).first()
-        return row is not None
+        step = Step(self.sql.refresh_usable, {"hash": token_hash, "now": now})
+        return (await self.hot.read(_first_row(step))) is not None
 
     async def find_refresh(self, token_hash: str) -> RefreshRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(*_REFRESH_COLUMNS).where(RefreshToken.token_hash == token_hash))
-            ).first()
-        return _refresh_record(row) if row is not None else None
+        row = await self.hot.read(_first_row(Step(self.sql.refresh_find, {"hash": token_hash})))
+        return None if row is None else _record(row)
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete nonces, refresh tokens and used JWT ids past expiry (none can be used or reused)."""
@@ -286,6 +286,7 @@ class SqlStore(SqlAuditLog):
 # Hot-path statements, built once: Core constructs with bind parameters compile once and are cached.
 _NONCES = Base.metadata.tables[Nonce.__tablename__]
 _NONCE_INSERT = insert(_NONCES)
+_NONCE_COLUMNS = ("nonce_hash", "client_id", "oidc_nonce", "issued_at", "expires_at")
 NONCE_CONSUME = (
     update(_NONCES)
     .where(
@@ -301,135 +302,172 @@ _REFRESH_TABLE = Base.metadata.tables[RefreshToken.__tablename__]
 REFRESH_INSERT = insert(_REFRESH_TABLE)
 RETRY_SUPERSEDED = "superseded_by_retry"  # revoked_reason of a successor whose predecessor was retried
 
-_REFRESH_COLUMNS = (
-    RefreshToken.token_hash,
-    RefreshToken.family_id,
-    RefreshToken.client_id,
-    RefreshToken.subject,
-    RefreshToken.address,
-    RefreshToken.chain_id,
-    RefreshToken.scope,
-    RefreshToken.auth_time,
-    RefreshToken.issued_at,
-    RefreshToken.expires_at,
-    RefreshToken.rotated_at,
-    RefreshToken.revoked_at,
-    RefreshToken.amr,
-    RefreshToken.acr,
-    RefreshToken.authorization_details,
-    RefreshToken.dpop_jkt,
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(RefreshRecord))
+
+
+def _record(row: tuple[Any, ...]) -> RefreshRecord:
+    return RefreshRecord(*row)
+
+
+def nonce_failure(found: tuple[Any, ...] | None, client_id: str, now: datetime) -> NonceFailure:
+    """Why a nonce could not be consumed, from its row (client_id, consumed_at, expires_at) or None."""
+    if found is None:
+        return "unknown"
+    owner, consumed_at, expires_at = found
+    if consumed_at is not None:
+        return "used"
+    if expires_at <= now:
+        return "expired"
+    if owner != client_id:
+        return "other_client"
+    return "used"  # lost a race between the UPDATE and this read
+
+
+def _first_row(step: Step) -> Body[tuple[Any, ...] | None]:
+    return (yield step).first()
+
+
+_NONCE_FIND = select(_NONCES.c.client_id, _NONCES.c.consumed_at, _NONCES.c.expires_at).where(
+    _NONCES.c.nonce_hash == bindparam("hash")
 )
 
 
-def _refresh_record(row: Row[*tuple[Any, ...]]) -> RefreshRecord:
-    values = row._mapping
-    return RefreshRecord(**{f.name: values[f.name] for f in dataclasses.fields(RefreshRecord)})
-
-
-def refresh_values(record: RefreshRecord) -> dict[str, object]:
-    # RefreshRecord's fields are the refresh_tokens columns a new row sets, one for one.
-    return dataclasses.asdict(record)
-
-
-async def _rotate_current(
-    conn: AsyncConnection, token_hash: str, client_id: str, new_hash: str, now: datetime
-) -> RefreshRecord | None:
-    """Rotate the family's current token: one conditional UPDATE, so one of two racing requests wins."""
-    row = (
-        await conn.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_hash == token_hash,
-                RefreshToken.client_id == client_id,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.expires_at > now,
-            )
-            .values(rotated_at=now, successor_hash=new_hash)
-            .returning(*_REFRESH_COLUMNS)
-        )
-    ).first()
-    return _refresh_record(row) if row is not None else None
-
-
-def _retry_conditions(
-    table: Any, token_hash: str, client_id: str, now: datetime, retry: RetryRule
-) -> list[ColumnElement[bool]]:
+def _retry_conditions(table: Any, retry: RetryRule) -> list[ColumnElement[bool]]:
     """The presented token may be retried: this client's, live, rotated within the window (and bound)."""
     conditions = [
-        table.c.token_hash == token_hash,
-        table.c.client_id == client_id,
+        table.c.token_hash == bindparam("hash"),
+        table.c.client_id == bindparam("client"),
         table.c.revoked_at.is_(None),
-        table.c.expires_at > now,
-        table.c.rotated_at > retry.since,
+        table.c.expires_at > bindparam("now"),
+        table.c.rotated_at > bindparam("since"),
     ]
     if retry.bound_only:
         conditions.append(table.c.dpop_jkt.is_not(None))
     return conditions
 
 
-async def _rotate_again(
-    conn: AsyncConnection, token_hash: str, client_id: str, new_hash: str, now: datetime, retry: RetryRule
-) -> RefreshRecord | None:
+class HotStatements:
+    """The store's hot-path statements, compiled once for the engine's dialect (app.storage.hot.Sql)."""
+
+    def __init__(self, dialect: Any) -> None:
+        t = _REFRESH_TABLE
+        self.nonce_insert = Sql(_NONCE_INSERT, dialect, _NONCE_COLUMNS)
+        self.nonce_consume = Sql(NONCE_CONSUME, dialect)
+        self.nonce_find = Sql(_NONCE_FIND, dialect)
+        self.refresh_insert = Sql(REFRESH_INSERT, dialect, _RECORD_FIELDS)
+        columns = [t.c[name] for name in _RECORD_FIELDS]
+        self.refresh_find = Sql(select(*columns).where(t.c.token_hash == bindparam("hash")), dialect)
+        self.refresh_find_with_successor = Sql(
+            select(*columns, t.c.revoked_at, t.c.rotated_at, t.c.successor_hash).where(
+                t.c.token_hash == bindparam("hash")
+            ),
+            dialect,
+        )
+        self.refresh_usable = Sql(
+            select(t.c.token_hash).where(
+                t.c.token_hash == bindparam("hash"),
+                t.c.rotated_at.is_(None),
+                t.c.revoked_at.is_(None),
+                t.c.expires_at > bindparam("now"),
+            ),
+            dialect,
+        )
+        self.family_active = Sql(
+            select(t.c.token_hash)
+            .where(
+                t.c.family_id == bindparam("family"),
+                t.c.revoked_at.is_(None),
+                t.c.expires_at > bindparam("now"),
+            )
+            .limit(1),
+            dialect,
+        )
+        # Rotate the family's current token: one conditional UPDATE, so one of two racing requests wins.
+        self.rotate_current = Sql(
+            update(t)
+            .where(
+                t.c.token_hash == bindparam("hash"),
+                t.c.client_id == bindparam("client"),
+                t.c.rotated_at.is_(None),
+                t.c.revoked_at.is_(None),
+                t.c.expires_at > bindparam("now"),
+            )
+            .values(rotated_at=bindparam("rotated"), successor_hash=bindparam("successor"))
+            .returning(*columns),
+            dialect,
+        )
+        self.retry: dict[bool, tuple[Sql, Sql]] = {}
+        for bound_only in (False, True):
+            rule = RetryRule(since=datetime.min, bound_only=bound_only)
+            previous = t.alias("previous")
+            successor = select(previous.c.successor_hash).where(*_retry_conditions(previous, rule))
+            supersede = Sql(
+                update(t)
+                .where(
+                    t.c.token_hash == successor.scalar_subquery(),
+                    t.c.rotated_at.is_(None),
+                    t.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=bindparam("revoked"), revoked_reason=RETRY_SUPERSEDED)
+                .returning(t.c.token_hash),
+                dialect,
+            )
+            may = Sql(
+                select(t.c.token_hash).where(
+                    t.c.token_hash == bindparam("successor"),
+                    t.c.rotated_at.is_(None),
+                    t.c.revoked_at.is_(None),
+                    select(previous.c.token_hash).where(*_retry_conditions(previous, rule)).exists(),
+                ),
+                dialect,
+            )
+            self.retry[bound_only] = (supersede, may)
+        self.rename_successor = Sql(
+            update(t)
+            .where(t.c.token_hash == bindparam("hash"), t.c.successor_hash == bindparam("superseded"))
+            .values(successor_hash=bindparam("successor"))
+            .returning(*columns),
+            dialect,
+        )
+
+
+def _rotate_again(
+    sql: HotStatements, key: dict[str, Any], new_hash: str, retry: RetryRule
+) -> Body[RefreshRecord | None]:
     """FAPI 2.0 Security Profile 5.3.2.1 (10): the retry of a rotation whose response was lost.
 
     One conditional UPDATE decides it: the successor of the presented token is revoked only while nobody
     used or revoked it, so of two racing retries (or a retry racing the successor's own use) exactly one
     changes that row; the loser changes nothing. Then the presented token names its new successor.
     """
-    previous = _REFRESH_TABLE.alias("previous")
-    successor = (
-        select(previous.c.successor_hash)
-        .where(*_retry_conditions(previous, token_hash, client_id, now, retry))
-        .scalar_subquery()
-    )
-    table = _REFRESH_TABLE
-    superseded = (
-        await conn.execute(
-            update(table)
-            .where(
-                table.c.token_hash == successor,
-                table.c.rotated_at.is_(None),
-                table.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=now, revoked_reason=RETRY_SUPERSEDED)
-            .returning(table.c.token_hash)
-        )
-    ).first()
+    supersede, _ = sql.retry[retry.bound_only]
+    superseded = (yield Step(supersede, {**key, "since": retry.since, "revoked": key["now"]})).first()
     if superseded is None:
         return None
-    row = (
-        await conn.execute(
-            update(RefreshToken)
-            .where(RefreshToken.token_hash == token_hash, RefreshToken.successor_hash == superseded[0])
-            .values(successor_hash=new_hash)
-            .returning(*_REFRESH_COLUMNS)
-        )
-    ).first()
-    return _refresh_record(row) if row is not None else None
+    params = {"hash": key["hash"], "superseded": superseded[0], "successor": new_hash}
+    row = (yield Step(sql.rename_successor, params)).first()
+    return None if row is None else _record(row)
 
 
-async def _may_retry(
-    conn: AsyncConnection, found: Row[*tuple[Any, ...]], now: datetime, retry: RetryRule
-) -> bool:
+def _may_retry(
+    sql: HotStatements, found: RefreshRecord, successor_hash: str, now: datetime, retry: RetryRule
+) -> Body[bool]:
     """Would the retry rule admit this rotated token now (its successor unused and unrevoked)?"""
-    if found.successor_hash is None:
-        return False
-    previous = _REFRESH_TABLE.alias("previous")
-    table = _REFRESH_TABLE
-    row = (
-        await conn.execute(
-            select(table.c.token_hash).where(
-                table.c.token_hash == found.successor_hash,
-                table.c.rotated_at.is_(None),
-                table.c.revoked_at.is_(None),
-                select(previous.c.token_hash)
-                .where(*_retry_conditions(previous, found.token_hash, found.client_id, now, retry))
-                .exists(),
-            )
-        )
-    ).first()
-    return row is not None
+    _, may = sql.retry[retry.bound_only]
+    params = {
+        "successor": successor_hash,
+        "hash": found.token_hash,
+        "client": found.client_id,
+        "now": now,
+        "since": retry.since,
+    }
+    return (yield Step(may, params)).first() is not None
+
+
+def refresh_values(record: RefreshRecord) -> dict[str, object]:
+    # RefreshRecord's fields are the refresh_tokens columns a new row sets, one for one.
+    return dataclasses.asdict(record)
 
 
 def _successor(old: RefreshRecord, new_hash: str, now: datetime) -> RefreshRecord:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.storage.hot import POOL_SIZE, PgDriver
 from tests.conftest import FakeClock, make_settings, postgres_database, running_app, sign, siwe_text
 
 POOL_CONNECTIONS = 30  # app/storage/db.py: pool_size 10 + max_overflow 20
@@ -21,10 +22,15 @@ async def test_exhausted_pool_answers_503_with_retry_after(tmp_path: Path, walle
         )
         clock = FakeClock()
         async with running_app(settings, clock) as h:
-            engine = h.app.state.provider.store.engine
+            store = h.app.state.provider.store
+            engine, hot = store.engine, store.hot
+            assert isinstance(hot, PgDriver)
             async with contextlib.AsyncExitStack() as held:
+                # Both pools: SQLAlchemy's (cold paths) and the hot path's own asyncpg pool.
                 for _ in range(POOL_CONNECTIONS):
                     await held.enter_async_context(engine.connect())
+                for _ in range(POOL_SIZE):
+                    await held.enter_async_context(hot.connection())
                 started = time.monotonic()
                 nonce = await h.client.post("/siwe/nonce")
                 elapsed = time.monotonic() - started

@@ -90,13 +90,18 @@ async def test_purge_removes_only_expired(database_url: str, tmp_path: Path, wal
 
 async def test_database_down_fails_closed(tmp_path: Path, sqlite_url: str, wallet: Any) -> None:
     from app.storage.db import create_engine
+    from app.storage.sql import SqlStore
 
     clock = FakeClock()
     async with running_app(make_settings(tmp_path, database_url=sqlite_url), clock) as h:
         store = h.app.state.provider.store
-        healthy = store.engine
-        # A real engine pointed at a port where nothing listens: every query fails to connect.
-        store.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+        # A real engine pointed at a port where nothing listens: every query fails to connect, on the
+        # SQLAlchemy paths and on the hot path's own driver (app.storage.hot) alike.
+        dead = SqlStore(create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none"), store.hasher)
+        parts = ("engine", "hot", "group", "sql")
+        healthy = {name: getattr(store, name) for name in parts}
+        for name in parts:
+            setattr(store, name, getattr(dead, name))
         try:
             ready = await h.client.get("/ready")
             assert ready.status_code == 503 and ready.json()["error"] == "temporarily_unavailable"
@@ -104,6 +109,8 @@ async def test_database_down_fails_closed(tmp_path: Path, sqlite_url: str, walle
             assert nonce.status_code == 503 and nonce.json()["error"] == "temporarily_unavailable"
             assert "access_token" not in nonce.text
         finally:
-            await store.engine.dispose()
-            store.engine = healthy
+            await dead.close()
+            await dead.engine.dispose()
+            for name, part in healthy.items():
+                setattr(store, name, part)
         assert (await h.client.get("/ready")).status_code == 200
