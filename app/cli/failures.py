@@ -9,8 +9,10 @@ prints the traceback as well.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 
+import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -76,6 +78,10 @@ def database_errors(url: str) -> Iterator[None]:
             ) from exc
         raise EnvironmentProblem(
             f"the database at {where} failed: {reason} (check PORTCULLIS_DATABASE_URL)"
+        ) from exc
+    except (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # the hot path's drivers
+        raise EnvironmentProblem(
+            f"the database at {where} failed: {_first_line(exc)} (check PORTCULLIS_DATABASE_URL)"
         ) from exc
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         raise EnvironmentProblem(f"{exc.filename}: {exc.strerror}") from exc

@@ -162,7 +162,8 @@ class GroupCommit:
 
     async def submit(self, make: Callable[[], Body[T]] | None, audit: AuditOf) -> T:
         """Run ``make()``'s change with ``audit`` (a record, None, or a function of the change's value)
-        in the next batch; return the change's value once the batch committed, or raise its error."""
+        in the next batch; return the change's value (with no change: the entry's sequence number) once the
+        batch committed, or raise its error."""
         if self._closed:
             raise RuntimeError("GroupCommit: closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -201,6 +202,7 @@ class GroupCommit:
 
     def _body(self, batch: list[_Item]) -> Body[None]:
         records: list[AuditRecord] = []
+        owners: list[_Item] = []  # the item of each record, in order
         for item in batch:
             item.value, item.error = None, None
             if item.make is not None:
@@ -215,8 +217,12 @@ class GroupCommit:
             audit = item.audit(item.value) if callable(item.audit) else item.audit
             if audit is not None:
                 records.append(audit)
+                owners.append(item)
         if records:
-            yield from append_entries(self._audit, records, self._hasher)
+            last = yield from append_entries(self._audit, records, self._hasher)
+            for seq, item in enumerate(owners, start=last - len(records) + 1):
+                if item.make is None:  # an entry on its own: its value is its sequence number
+                    item.value = seq
 
     async def close(self) -> None:
         """Let the queued batches commit, then refuse new ones."""

@@ -74,8 +74,8 @@ class SqlStore(SqlAuditLog):
 
     async def record(self, audit: AuditRecord) -> int:
         """Append one entry, group-committed with whatever else is written (app.storage.group_commit)."""
-        await self.group.submit(None, audit)
-        return 0
+        seq: int = await self.group.submit(None, audit)
+        return seq
 
     @property
     def write_lock(self) -> asyncio.Lock | None:
