@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	# The resource-server SDK (sdk/python, its own distribution), with its Starlette extra.
-	$(BIN)/pip install -q -e 'sdk/python[starlette]'
+	# The resource-server SDK (sdk/python, its own distribution), with its Starlette and Redis extras (the
+	# Redis DPoP replay store is tested against the local Redis).
+	$(BIN)/pip install -q -e 'sdk/python[starlette,redis]'
 	# siwe-py is our cross-check reference, not a runtime dependency; its metadata caps web3 below 8.
 	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
 	touch $(STAMP)
