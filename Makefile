@@ -13,19 +13,24 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	# The resource-server SDK (sdk/python, its own distribution), with its Starlette extra.
-	$(BIN)/pip install -q -e 'sdk/python[starlette]'
+	# The resource-server SDK (sdk/python, its own distribution), with its Starlette and Redis extras (the
+	# Redis DPoP replay store is tested against the local Redis).
+	$(BIN)/pip install -q -e 'sdk/python[starlette,redis]'
 	# siwe-py is our cross-check reference, not a runtime dependency; its metadata caps web3 below 8.
 	$(BIN)/pip install -q --no-deps 'siwe==4.4.0'
 	touch $(STAMP)
 
 # The sample perps API (sdk/examples/perps_api, a resource server using the SDK) runs beside the server on
-# PERPS_API_PORT (8100) and stops with it.
+# PERPS_API_PORT (8100) and stops with it. It introspects as the development client perps-api, whose random
+# secret `portcullis dev perps-api-secret` makes once in the data dir (refused, and never read, in production).
 run: $(STAMP)
-	PERPS_API_PORT=$${PERPS_API_PORT:-8100} \
+	export PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development}; \
+	  secret=$${PERPS_API_CLIENT_SECRET:-$$($(BIN)/portcullis dev perps-api-secret)}; \
+	  PERPS_API_PORT=$${PERPS_API_PORT:-8100} \
 	  PERPS_API_ISSUER=$${PERPS_API_ISSUER:-$${PORTCULLIS_ISSUER:-http://127.0.0.1:$${PORTCULLIS_PORT:-8000}}} \
+	  PERPS_API_CLIENT_ID=$${PERPS_API_CLIENT_ID:-perps-api} PERPS_API_CLIENT_SECRET="$$secret" \
 	  PYTHONPATH=sdk/examples $(BIN)/python -m perps_api & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
-	  PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development} $(BIN)/portcullis serve
+	  $(BIN)/portcullis serve
 
 # The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.
 contracts-deps:

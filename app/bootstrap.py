@@ -23,7 +23,7 @@ from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
 from app.oauth.client_secrets import SecretVerifier
-from app.oauth.clients import ClientRegistry, load_clients
+from app.oauth.clients import Client, ClientRegistry, parse_client, read_clients
 from app.oauth.provider import KeyHolder, Provider, key_timing
 from app.oauth.registrar import Registrar
 from app.oidc import keys
@@ -45,9 +45,14 @@ from app.storage.sql_mfa import SqlFactorStore
 DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 
 
-def development_secret(data_dir: Path) -> bytes:
+# The sample perps API's introspection client (sdk/examples/perps_api, docs/RESOURCE_SERVER.md).
+PERPS_API_CLIENT_ID = "perps-api"
+PERPS_API_SECRET_FILE = "perps-api-client.secret"  # noqa: S105 (a file name)
+
+
+def development_secret(data_dir: Path, file_name: str = DEV_SECRET_FILE) -> bytes:
     """Development only: a random secret generated once and kept in the data dir (mode 0600)."""
-    path = data_dir / DEV_SECRET_FILE
+    path = data_dir / file_name
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -65,6 +70,32 @@ def server_secret(settings: Settings) -> bytes:
     if settings.mode == "production":  # also refused by Settings; kept here so this can never fall through
         raise RuntimeError("PORTCULLIS_SECRET_KEY is required in production")
     return development_secret(settings.data_dir)
+
+
+def development_clients(settings: Settings) -> list[Client]:
+    """Development only: the sample perps API's confidential client, allowed to introspect, once
+    ``portcullis dev perps-api-secret`` (which ``make run`` calls) has made its random secret in the data
+    dir. Production never reads that file, so no development secret is ever accepted there."""
+    path = settings.data_dir / PERPS_API_SECRET_FILE
+    if settings.mode != "development" or not path.is_file():
+        return []
+    client = {
+        "client_id": PERPS_API_CLIENT_ID,
+        "client_name": "Sample perps API (development)",
+        "grant_types": ["client_credentials"],
+        "response_types": [],
+        "scope": ["openid"],  # no service scope: it introspects, it never gets a token of its own
+        "token_endpoint_auth_method": "client_secret_basic",
+        "client_secret": path.read_bytes().strip().decode(),
+    }
+    return [parse_client(client)]
+
+
+def client_registry(settings: Settings) -> ClientRegistry:
+    """The clients file's clients, plus the development clients whose ids the file does not take."""
+    static = read_clients(settings.clients_file) if settings.clients_file else []
+    taken = {c.client_id for c in static}
+    return ClientRegistry([*static, *(c for c in development_clients(settings) if c.client_id not in taken)])
 
 
 @dataclass(slots=True)
@@ -149,7 +180,7 @@ async def start(
         client_guard=build_client_guard(settings, guard, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
         sign_in_history=SqlSignInHistory(engine),
-        client_registry=load_clients(settings.clients_file) if settings.clients_file else ClientRegistry([]),
+        client_registry=client_registry(settings),
         assertion_jtis=SqlAssertionJtiStore(engine, clock.now, store.write_lock),
         client_keys=CachedClientKeys(
             HttpJwksFetcher(allow_loopback_http=settings.mode == "development"), clock

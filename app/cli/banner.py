@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from urllib.parse import urlsplit
 
+from app.bootstrap import PERPS_API_CLIENT_ID, PERPS_API_SECRET_FILE, development_clients
 from app.chain.devchain import RPC_PATH, DevChain
 from app.chain.devchain_journal import journal_path
 from app.cli.failures import shown_url
@@ -43,6 +44,11 @@ def start_up_rows(settings: Settings, dev_chain: DevChain | None) -> list[Row]:
         rows.append((f"chain {chain.chain_id}", f"{registry}, rpc {origins}"))
     if not settings.chains and dev_chain is None:
         rows.append(("chains", "none (sign-in on chain ids " + ", ".join(map(str, settings.chain_ids)) + ")"))
+    if any(c.client_id == PERPS_API_CLIENT_ID for c in development_clients(settings)):
+        secret = settings.data_dir / PERPS_API_SECRET_FILE
+        rows.append(
+            ("dev client", f"{PERPS_API_CLIENT_ID} (the sample perps API introspects; secret in {secret})")
+        )
     if settings.compliance == "off":
         rows.append(("compliance", "OFF: no on-chain compliance gate"))
     return rows

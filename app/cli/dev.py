@@ -1,4 +1,5 @@
 """``portcullis dev reset``: throw the development chain away, so the next ``make run`` builds a fresh one.
+``portcullis dev perps-api-secret``: the sample perps API's introspection client secret, for ``make run``.
 
 The chain lives in ``<data dir>/devchain.jsonl`` (app/chain/devchain_journal.py, docs/DEV_CHAIN.md). Reset
 deletes that file, after a confirmation (or ``--yes``). It refuses in production, and while a server holds
@@ -27,6 +28,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(fn=lambda settings, args: reset_chain(settings, yes=args.yes))
+    secret = dev_sub.add_parser(
+        "perps-api-secret",
+        help="print the sample perps API's introspection client secret (made once in the data dir)",
+    )
+    secret.set_defaults(fn=lambda settings, args: perps_api_secret(settings))
+
+
+def perps_api_secret(settings: Settings) -> int:
+    """Print the secret of the development client ``perps-api`` (bootstrap.development_clients), making it
+    first if the data dir has none; ``make run`` passes it to the sample API. Refused in production."""
+    from app.bootstrap import PERPS_API_SECRET_FILE, development_secret  # the server's assembly: heavy
+
+    if settings.mode != "development":
+        raise UsageError(
+            "dev perps-api-secret: only in development mode (PORTCULLIS_MODE is production); in production"
+            " register the resource server's client in PORTCULLIS_CLIENTS_FILE (docs/CLIENTS.md)"
+        )
+    print(development_secret(settings.data_dir, PERPS_API_SECRET_FILE).decode())
+    return 0
 
 
 def reset_chain(settings: Settings, *, yes: bool, ask: Callable[[str], str] | None = None) -> int:

@@ -395,13 +395,18 @@ class ClientRegistry:
 
 def load_clients(path: Path) -> ClientRegistry:
     """Read a JSON list of RFC 7591 client objects; ``client_secret`` given in clear is hashed here."""
+    return ClientRegistry(read_clients(path))
+
+
+def read_clients(path: Path) -> list[Client]:
+    """The clients of a clients file, parsed (see :func:`load_clients`)."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ClientConfigError(f"clients file {path}: cannot read JSON: {exc}") from exc
     if not isinstance(raw, list):
         raise ClientConfigError(f"clients file {path}: must be a JSON list of client objects")
-    return ClientRegistry(parse_client(item, index=i) for i, item in enumerate(raw))
+    return [parse_client(item, index=i) for i, item in enumerate(raw)]
 
 
 def parse_client(item: Any, *, index: int = 0) -> Client:

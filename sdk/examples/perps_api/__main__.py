@@ -2,7 +2,8 @@
 
 Environment (read here only): PERPS_API_PORT (8100), PERPS_API_ISSUER (http://127.0.0.1:8000),
 PERPS_API_DATABASE (var/perps_api.db), PERPS_API_CLIENT_ID / PERPS_API_CLIENT_SECRET (the introspection
-client; without them POST /withdrawals fails closed with 503).
+client; without them POST /withdrawals fails closed with 503). ``make run`` passes the development client
+``perps-api`` and its secret (``portcullis dev perps-api-secret``).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class KeySet:
     metadata: dict[str, Any] | None = None
     fetches: int = 0  # JWKS requests made (observability and tests)
     _keys: dict[str, VerificationKey] = field(default_factory=dict)
+    generation: int = 0  # bumped whenever the key set is replaced
     _fresh_until: float = float("-inf")
     _last_fetch: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -114,6 +115,7 @@ class KeySet:
                 kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
                 keys[kid or ""] = VerificationKey(kid, alg, key)
             self._keys = keys
+            self.generation += 1  # what was derived from the old keys (advertised algorithms) is stale
             self._fresh_until = now + cache_seconds(reply.headers.get("cache-control"), self.default_max_age)
 
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:

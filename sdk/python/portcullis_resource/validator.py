@@ -73,6 +73,8 @@ class Validator:
         self._client_auth = introspection
         self._introspection_cache = introspection_cache_seconds
         self._introspector: Introspector | None = None
+        self._advertised_for: tuple[int, int] | None = None
+        self._advertised_set: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ the checks
 
@@ -97,6 +99,13 @@ class Validator:
         return tokens.access_token(raw, parsed.payload)
 
     def _advertised(self, meta: dict[str, Any]) -> frozenset[str]:
+        # Computed once per discovery document and key set, not per token (bench/resource_validate.py).
+        stamp = (id(meta), self.keys.generation)
+        if self._advertised_for != stamp:
+            self._advertised_set, self._advertised_for = self._compute_advertised(meta), stamp
+        return self._advertised_set
+
+    def _compute_advertised(self, meta: dict[str, Any]) -> frozenset[str]:
         # What the issuer advertises: its discovery document's signing algorithms plus the alg each key
         # of its JWKS declares (a key of the previous algorithm stays published while its tokens live).
         # Never none or HS*: only asymmetric names exist in jws.ALGORITHMS, and each key is bound to its alg.

@@ -4,10 +4,12 @@ the bound token as Bearer is invalid_token; server nonces answer use_dpop_nonce 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,6 +18,8 @@ import pytest
 from conftest import PROFESSIONAL, RS, Resource, dpop_bound, proof_for, resource_app, sign_in, validator_for
 from portcullis_resource import Nonces, RedisReplayStore
 from portcullis_resource.dpop import normalize_htu
+from portcullis_resource.errors import InvalidDpopProof
+from portcullis_resource.replay import replay_key
 
 from tests.conftest import Harness
 from tests.flow.client import Key, b64url, dpop_proof
@@ -177,17 +181,72 @@ async def test_server_nonces(server: Harness, bound: Any) -> None:
         assert (await http.get("/me", headers=dpop_headers(token, good))).status_code == 200
 
 
-async def test_redis_replay_store() -> None:
-    """Several replicas share one Redis: SET NX with a TTL, atomic (needs redis-py and the local Redis)."""
-    redis = pytest.importorskip(
-        "redis.asyncio", reason="redis-py is not installed (pip install 'portcullis-resource[redis]')"
-    )
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+async def redis_clients() -> AsyncIterator[list[Any]]:
+    """Two redis-py asyncio clients of the local Redis (two backend replicas); skipped, saying why, only
+    when that Redis does not answer. redis-py itself is installed by the Makefile (the [redis] extra)."""
+    import redis.asyncio
+
+    clients = [redis.asyncio.Redis.from_url(REDIS_URL) for _ in range(2)]
     try:
-        await client.ping()
-    except Exception as exc:
+        await clients[0].ping()
+    except (redis.RedisError, OSError) as exc:
+        for c in clients:
+            await c.aclose()
         pytest.skip(f"Redis at 127.0.0.1:6379 is not answering: {exc}")
-    one, two = RedisReplayStore(client), RedisReplayStore(client)
-    assert await one.first_use("k-test", 5, 0) and not await two.first_use("k-test", 5, 0)
-    await client.delete("portcullis-resource:dpop-jti:k-test")
-    await client.aclose()
+    yield clients
+    for c in clients:
+        await c.aclose()
+
+
+async def test_redis_replay_store_shared_by_two_replicas(
+    server: Harness, bound: Any, redis_clients: list[Any]
+) -> None:
+    """A proof accepted by one replica is refused by a second Validator with its own store and connection:
+    the jti lives in Redis (SET NX PX), under the proof window as its TTL."""
+    token, key = bound
+    prefix = f"portcullis-resource-test:{secrets.token_hex(8)}:"  # concurrent runs share db 15
+    replicas = [validator_for(server, replay_store=RedisReplayStore(c, prefix=prefix)) for c in redis_clients]
+    url = f"{RS}/me"
+    proof = proof_for(server, key, "GET", url, token)
+    try:
+        seen = await replicas[0].authenticate(
+            method="GET", url=url, authorization=f"DPoP {token}", dpop_proofs=[proof]
+        )
+        assert seen.jkt is not None
+        with pytest.raises(InvalidDpopProof, match="used before"):
+            await replicas[1].authenticate(
+                method="GET", url=url, authorization=f"DPoP {token}", dpop_proofs=[proof]
+            )
+        # A fresh proof (new jti) still passes on the second replica.
+        fresh = proof_for(server, key, "GET", url, token)
+        await replicas[1].authenticate(
+            method="GET", url=url, authorization=f"DPoP {token}", dpop_proofs=[fresh]
+        )
+        # The key expires with the proof window: dpop_max_age + 2 * skew (60 + 60 s by default).
+        keys = [k async for k in redis_clients[0].scan_iter(match=prefix + "*")]
+        assert len(keys) == 2
+        for k in keys:
+            assert 110_000 < await redis_clients[0].pttl(k) <= 120_000
+    finally:
+        async for k in redis_clients[0].scan_iter(match=prefix + "*"):
+            await redis_clients[0].delete(k)
+
+
+async def test_redis_replay_store_honours_the_ttl(redis_clients: list[Any]) -> None:
+    """Once its TTL has passed (Redis' own clock), a key is free again; before, both replicas refuse it."""
+    prefix = f"portcullis-resource-test:{secrets.token_hex(8)}:"
+    one, two = (RedisReplayStore(c, prefix=prefix) for c in redis_clients)
+    key = replay_key("jkt", "jti")
+    try:
+        assert await one.first_use(key, 0.3, 0)
+        assert not await two.first_use(key, 0.3, 0)
+        assert not await one.first_use(key, 0.3, 0)
+        await asyncio.sleep(0.45)
+        assert await two.first_use(key, 0.3, 0)
+        assert not await one.first_use(key, 0.3, 0)
+    finally:
+        await redis_clients[0].delete(prefix + key)
