@@ -28,6 +28,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Integer, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
+from app.audit.chain import FIELDS
 from app.storage.hot import Body, HotDriver, Result, Sql, Step
 from app.storage.models import AuditEntry, AuditHead, Base
 from app.storage.records import AuditRecord
@@ -43,24 +44,7 @@ log = logging.getLogger("portcullis.storage")
 
 _HEAD = Base.metadata.tables[AuditHead.__tablename__]
 _LOG = Base.metadata.tables[AuditEntry.__tablename__]
-_ENTRY_KEYS = (
-    "seq",
-    "ts",
-    "type",
-    "outcome",
-    "reason",
-    "actor",
-    "client_id",
-    "request_id",
-    "ip",
-    "ua_hash",
-    "session_hash",
-    "kid",
-    "node",
-    "data",
-    "prev_hash",
-    "hash",
-)
+_ENTRY_KEYS = (*FIELDS, "hash")  # an entry's fields (app.audit.chain) and its own hash
 
 
 class AuditStatements:
