@@ -66,28 +66,42 @@ def _percent(match: re.Match[str]) -> str:
 
 
 class ProofKeys:
-    """Public keys of DPoP proofs already seen, by their JWK: a client signs many proofs with one key, so
-    its key is decoded (and its point validated) and thumbprinted once. Bounded; cleared when full."""
+    """DPoP proof headers already seen: a client signs many proofs with one key, and so sends the same
+    header segment each time. Its JSON is decoded, its key decoded (the point validated), thumbprinted and
+    bound to its alg once. Bounded; cleared when full. The cached header dicts are never mutated."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._keys: dict[tuple[str, ...], tuple[jws.PublicKey, str]] = {}
+        self._headers: dict[str, dict[str, Any]] = {}
+        self._keys: dict[str, tuple[str, jws.Verifier]] = {}
         self._max = max_entries
 
-    def get(self, jwk: dict[str, Any]) -> tuple[jws.PublicKey, str]:
-        """(the key, its RFC 7638 thumbprint); raises JwsError for a private or malformed JWK."""
-        if "d" in jwk or "p" in jwk:
-            raise jws.JwsError("a private key was given where a public key belongs")
-        members = tuple(str(jwk.get(n)) for n in ("kty", "crv", "x", "y", "n", "e"))
-        held = self._keys.get(members)
+    def header(self, segment: str) -> dict[str, Any]:
+        """The decoded header segment; raises JwsError."""
+        held = self._headers.get(segment)
         if held is None:
+            held = jws.decode_object(segment)
+            if len(self._headers) >= self._max:
+                self._headers.clear()
+            self._headers[segment] = held
+        return held
+
+    def verifier(self, segment: str, alg: str, jwk: dict[str, Any]) -> tuple[str, jws.Verifier]:
+        """(the RFC 7638 thumbprint of the header's ``jwk``, its signature check for ``alg``): ``segment``
+        is the header these were read from, so it names both. Raises JwsError for a private or malformed
+        JWK, or one that does not fit ``alg``."""
+        held = self._keys.get(segment)
+        if held is None:
+            if "d" in jwk or "p" in jwk:
+                raise jws.JwsError("a private key was given where a public key belongs")
             _, key = jws.key_from_jwk({k: v for k, v in jwk.items() if k != "alg"})
-            held = (key, jws.thumbprint(jwk))
+            held = (jws.thumbprint(jwk), jws.verifier(alg, key))
             if len(self._keys) >= self._max:
                 self._keys.clear()
-            self._keys[members] = held
+            self._keys[segment] = held
         return held
 
 
+@functools.lru_cache(maxsize=1024)  # pure; a client sends one token with many proofs
 def token_hash(access_token: str) -> str:
     """``ath``: base64url SHA-256 of the ASCII access token (section 4.2)."""
     return jws.b64encode(hashlib.sha256(access_token.encode("ascii")).digest())
@@ -110,11 +124,14 @@ def check_proof(
     """Every check of section 4.3 except the ``jti`` replay check (the caller's, against its store)."""
     if not proof:
         raise InvalidDpopProof("a DPoP proof is required for this DPoP-bound token")
+    keys = keys or ProofKeys()
     try:
-        parsed = jws.parse(proof)
+        head, body, sig = jws.split(proof)
+        header = keys.header(head)
+        claims = jws.decode_object(body)
+        signature = jws.b64decode(sig)
     except jws.JwsError as exc:
         raise InvalidDpopProof(f"the DPoP proof is not a valid JWS: {exc}") from None
-    header, claims = parsed.header, parsed.payload
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() != TYP:
         raise InvalidDpopProof("the DPoP proof typ must be dpop+jwt")
@@ -127,8 +144,8 @@ def check_proof(
     if not isinstance(jwk, dict):
         raise InvalidDpopProof("the DPoP proof has no jwk header")
     try:
-        key, thumb = (keys or ProofKeys()).get(jwk)
-        jws.verify(alg, key, parsed)
+        thumb, check = keys.verifier(head, alg, jwk)
+        check(proof[: len(head) + 1 + len(body)].encode("ascii"), signature)
     except jws.JwsError as exc:
         raise InvalidDpopProof(f"the DPoP proof key or signature is not valid: {exc}") from None
     jti, htm, htu, iat = claims.get("jti"), claims.get("htm"), claims.get("htu"), claims.get("iat")

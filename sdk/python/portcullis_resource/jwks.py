@@ -37,6 +37,7 @@ class VerificationKey:
     kid: str | None
     alg: str
     key: jws.PublicKey
+    check: jws.Verifier  # the signature check for (alg, key), built once when the set is fetched
 
 
 @dataclass
@@ -79,6 +80,13 @@ class KeySet:
             found = self._lookup(kid)
         return found
 
+    def fresh_key(self, kid: str | None) -> VerificationKey | None:
+        """The key for ``kid`` when the cache is fresh and holds it, without awaiting (the common case);
+        None means: ask :meth:`key`, which may fetch."""
+        if self.metadata is None or self.clock() >= self._fresh_until:
+            return None
+        return self._lookup(kid)
+
     def algorithms(self) -> set[str]:
         """The algorithms the keys last fetched are for."""
         return {k.alg for k in self._keys.values()}
@@ -110,10 +118,11 @@ class KeySet:
                     continue
                 try:
                     alg, key = jws.key_from_jwk(jwk)
+                    check = jws.verifier(alg, key)
                 except jws.JwsError:
                     continue  # a key we cannot use is skipped, not fatal
                 kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
-                keys[kid or ""] = VerificationKey(kid, alg, key)
+                keys[kid or ""] = VerificationKey(kid, alg, key, check)
             self._keys = keys
             self.generation += 1  # what was derived from the old keys (advertised algorithms) is stale
             self._fresh_until = now + cache_seconds(reply.headers.get("cache-control"), self.default_max_age)

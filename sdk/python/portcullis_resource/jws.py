@@ -10,9 +10,11 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -53,10 +55,14 @@ class JwsError(ValueError):
 
 
 def b64decode(text: str) -> bytes:
-    if not text.isascii() or "=" in text:
+    """Strict base64url without padding (RFC 7515 section 2): any other character, or a length no
+    encoding has, is refused rather than skipped."""
+    if not text.isascii() or "=" in text or "+" in text or "/" in text:
         raise JwsError("not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64(
+            text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), strict_mode=True
+        )
     except (binascii.Error, ValueError):
         raise JwsError("not base64url") from None
 
@@ -73,21 +79,31 @@ class Jws:
     signature: bytes
 
 
-def parse(token: str) -> Jws:
-    """Split and decode a compact JWS whose header and payload are JSON objects (no signature check)."""
+def split(token: str) -> tuple[str, str, str]:
+    """The three segments of a compact JWS (header, payload, signature), still encoded."""
     if len(token) > MAX_JWS:
         raise JwsError("too long")
     parts = token.split(".")
     if len(parts) != 3:
         raise JwsError("not a compact JWS")
+    return parts[0], parts[1], parts[2]
+
+
+def decode_object(segment: str) -> dict[str, Any]:
+    """A base64url segment holding a JSON object."""
     try:
-        header = json.loads(b64decode(parts[0]).decode())
-        payload = json.loads(b64decode(parts[1]).decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        value = orjson.loads(b64decode(segment))  # UTF-8 checked by orjson; NaN and lone surrogates refused
+    except orjson.JSONDecodeError:
         raise JwsError("header or payload is not JSON") from None
-    if not isinstance(header, dict) or not isinstance(payload, dict):
+    if not isinstance(value, dict):
         raise JwsError("header and payload must be JSON objects")
-    return Jws(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), b64decode(parts[2]))
+    return value
+
+
+def parse(token: str) -> Jws:
+    """Split and decode a compact JWS whose header and payload are JSON objects (no signature check)."""
+    head, body, sig = split(token)
+    return Jws(decode_object(head), decode_object(body), f"{head}.{body}".encode("ascii"), b64decode(sig))
 
 
 def key_from_jwk(jwk: dict[str, Any]) -> tuple[str, PublicKey]:
@@ -126,35 +142,60 @@ def key_from_jwk(jwk: dict[str, Any]) -> tuple[str, PublicKey]:
     return alg, key
 
 
-def verify(alg: str, key: PublicKey, jws: Jws) -> None:
-    """Check ``jws``'s signature under ``key`` for ``alg``; the alg must belong to the key's type."""
-    data, sig = jws.signing_input, jws.signature
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            kty, crv = ALGORITHMS.get(alg, ("", None))
-            curve, size = _CURVES[crv] if kty == "EC" and crv else (None, 0)
-            if curve is None or key.curve.name != curve.name:
-                raise JwsError(f"alg {alg[:20]} does not fit this key")
+Verifier = Callable[[bytes, bytes], None]
+
+
+def verifier(alg: str, key: PublicKey) -> Verifier:
+    """A check of (signing input, raw JWS signature) under ``key`` for ``alg``, with the fit of alg to key
+    decided here once (a key set's keys and a DPoP client's key sign many tokens). Raises JwsError."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        kty, crv = ALGORITHMS.get(alg, ("", None))
+        curve, size = _CURVES[crv] if kty == "EC" and crv else (None, 0)
+        if curve is None or key.curve.name != curve.name:
+            raise JwsError(f"alg {alg[:20]} does not fit this key")
+        scheme, ec_verify = _ECDSA[alg[2:]], key.verify
+
+        def check_ec(data: bytes, sig: bytes) -> None:
             if len(sig) != 2 * size:
                 raise JwsError("signature of the wrong length")
             der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-            key.verify(der, data, _ECDSA[alg[2:]])
-        elif isinstance(key, ed25519.Ed25519PublicKey):
-            if alg != "EdDSA":
-                raise JwsError(f"alg {alg[:20]} does not fit this key")
-            key.verify(sig, data)
-        else:
-            if ALGORITHMS.get(alg, ("", None))[0] != "RSA":
-                raise JwsError(f"alg {alg[:20]} does not fit this key")
-            digest = _HASHES[alg[2:]]()
-            pad: padding.AsymmetricPadding = (
-                padding.PKCS1v15()
-                if alg.startswith("RS")
-                else padding.PSS(padding.MGF1(_HASHES[alg[2:]]()), digest.digest_size)
-            )
-            key.verify(sig, data, pad, digest)
-    except InvalidSignature:
-        raise JwsError("bad signature") from None
+            try:
+                ec_verify(der, data, scheme)
+            except InvalidSignature:
+                raise JwsError("bad signature") from None
+
+        return check_ec
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        if alg != "EdDSA":
+            raise JwsError(f"alg {alg[:20]} does not fit this key")
+        ed_verify = key.verify
+
+        def check_ed(data: bytes, sig: bytes) -> None:
+            try:
+                ed_verify(sig, data)
+            except InvalidSignature:
+                raise JwsError("bad signature") from None
+
+        return check_ed
+    if ALGORITHMS.get(alg, ("", None))[0] != "RSA":
+        raise JwsError(f"alg {alg[:20]} does not fit this key")
+    digest = _HASHES[alg[2:]]
+    pss = padding.PSS(padding.MGF1(digest()), digest().digest_size)
+    pad: padding.AsymmetricPadding = padding.PKCS1v15() if alg.startswith("RS") else pss
+    rsa_verify = key.verify
+
+    def check_rsa(data: bytes, sig: bytes) -> None:
+        try:
+            rsa_verify(sig, data, pad, digest())
+        except InvalidSignature:
+            raise JwsError("bad signature") from None
+
+    return check_rsa
+
+
+def verify(alg: str, key: PublicKey, jws: Jws) -> None:
+    """Check ``jws``'s signature under ``key`` for ``alg``; the alg must belong to the key's type."""
+    verifier(alg, key)(jws.signing_input, jws.signature)
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:

@@ -75,28 +75,51 @@ class Validator:
         self._introspector: Introspector | None = None
         self._advertised_for: tuple[int, int] | None = None
         self._advertised_set: frozenset[str] = frozenset()
+        self._headers: dict[str, tuple[str, str | None]] = {}
+        self._headers_for: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ the checks
 
     async def validate_token(self, raw: str) -> AccessToken:
         """RFC 9068 section 4 on the token alone (no DPoP, no introspection)."""
         try:
-            parsed = jws.parse(raw)
+            head, body, sig = jws.split(raw)
+            payload = jws.decode_object(body)
+            signature = jws.b64decode(sig)
         except jws.JwsError as exc:
             raise InvalidToken(f"the access token is not a JWT: {exc}") from None
-        meta = await self.keys.discover()
-        alg, kid = tokens.check_header(parsed.header, self._advertised(meta))
-        key = await self.keys.key(kid)
+        meta = self.keys.metadata or await self.keys.discover()
+        alg, kid = self._checked_header(head, meta)
+        key = self.keys.fresh_key(kid) or await self.keys.key(kid)
         if key is None:
             raise InvalidToken("the access token was not signed by a key of the issuer")
         if key.alg != alg:
             raise InvalidToken("the access token's alg is not the one its key is for")
         try:
-            jws.verify(alg, key.key, parsed)
+            key.check(raw[: len(head) + 1 + len(body)].encode("ascii"), signature)
         except jws.JwsError:
             raise InvalidToken("the access token's signature does not verify") from None
-        tokens.check_claims(parsed.payload, self.expected, self.clock())
-        return tokens.access_token(raw, parsed.payload)
+        tokens.check_claims(payload, self.expected, self.clock())
+        return tokens.access_token(raw, payload)
+
+    def _checked_header(self, segment: str, meta: dict[str, Any]) -> tuple[str, str | None]:
+        # An issuer's tokens share a handful of headers (one per key), so a header segment already checked
+        # against what the issuer advertises now is not decoded again. Forgotten when the advertised set
+        # changes (new discovery or key set); bounded.
+        advertised = self._advertised(meta)
+        if self._headers_for is not advertised:
+            self._headers, self._headers_for = {}, advertised
+        known = self._headers.get(segment)
+        if known is None:
+            try:
+                header = jws.decode_object(segment)
+            except jws.JwsError as exc:
+                raise InvalidToken(f"the access token is not a JWT: {exc}") from None
+            known = tokens.check_header(header, advertised)
+            if len(self._headers) >= 64:
+                self._headers.clear()
+            self._headers[segment] = known
+        return known
 
     def _advertised(self, meta: dict[str, Any]) -> frozenset[str]:
         # Computed once per discovery document and key set, not per token (bench/resource_validate.py).
