@@ -180,6 +180,7 @@ class Guard:
                 f"too many failed attempts from this network; retry in {wait} s",
                 retry_after=wait,
                 debug=f"ip {ip} locked after a failure spike",
+                cause="lock",
             )
 
     async def address_locked(self, address: str) -> bool:
