@@ -19,6 +19,7 @@ from app.http.access_log import AccessLog
 from app.http.cors import CorsMiddleware
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.metrics import metrics_listener, metrics_route
+from app.http.openapi import openapi_route
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
@@ -40,7 +41,7 @@ METRICS_SAMPLE_SECONDS = 5.0  # multiprocess mode: how often a worker refreshes 
 def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
-    routes = list(ROUTES)
+    routes = [*ROUTES, openapi_route()]
     pages = Pages()  # read once per app, before the first request
     # The app's instruments, in a registry of its own (docs/DEPLOY.md, "Metrics"); counted even when not
     # served, so switching the exposition on changes nothing else.

@@ -150,4 +150,6 @@ async def test_a_separate_port_serves_metrics_there_only(tmp_path: Path, sqlite_
             other = await client.get(f"http://127.0.0.1:{port}/health")
             assert other.status_code == 404  # the metrics port serves nothing else
     assert value(samples, "portcullis_http_requests_total", route="/health", method="GET", status="200") == 1
-    assert value(samples, "portcullis_http_requests_total", route="<unmatched>", method="GET", status="404") == 1
+    assert (
+        value(samples, "portcullis_http_requests_total", route="<unmatched>", method="GET", status="404") == 1
+    )

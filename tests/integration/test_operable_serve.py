@@ -17,7 +17,7 @@ from tests.conftest import sign, siwe_text
 from tests.integration.server import ServerProcess
 
 CLIENT_IP = "198.51.100.77"  # sent through the (trusted) loopback proxy as X-Forwarded-For
-CLIENT_SECRET = "a-client-secret-that-must-never-be-logged-0123456789"  # noqa: S105
+CLIENT_SECRET = "a-client-secret-that-must-never-be-logged-0123456789"
 
 
 def sign_in(url: str, wallet: Any, signer: Any = None) -> httpx.Response:
