@@ -28,6 +28,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # An audit batch's transaction: a fraction of a ms on SQLite, about one round trip or three on PostgreSQL.
 APPEND_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+GRANTS = ("siwe", "authorization_code", "refresh_token", "client_credentials")
 
 Sampler = Callable[["Metrics"], None]
 
@@ -77,6 +78,9 @@ class Metrics:
             ["grant"],
             registry=reg,
         )
+        # The children every sign-in and token response touches, labelled once (no lookup per request).
+        self.signed_in = self.signins.labels("success", "")
+        self.issued = {grant: self.tokens_issued.labels(grant) for grant in GRANTS}
         self.rate_limited = Counter(
             "portcullis_rate_limit_refusals",
             "Requests refused with 429, by route template and cause (budget: a rate limit; lock: a lock)",

@@ -292,7 +292,7 @@ async def attempt_sign_in(
             )
         )
         raise
-    p.metrics.signins.labels("success", "").inc()
+    p.metrics.signed_in.inc()
     await p.guard.redeem_nonce(meta.ip)
     return result
 
@@ -400,7 +400,7 @@ async def _issue(
         oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh, audit)
     except NonceUnavailable as exc:
         raise SignInRejected("nonce_mismatch", 401, NONCE_REASONS[exc.reason]) from None
-    p.metrics.tokens_issued.labels("siwe").inc()
+    p.metrics.issued["siwe"].inc()
     return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce, jti=jti)
 
 

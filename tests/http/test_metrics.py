@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.settings import SettingsError, load_settings
 from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
 from tests.integration.server import free_port
 
@@ -153,3 +155,15 @@ async def test_a_separate_port_serves_metrics_there_only(tmp_path: Path, sqlite_
     assert (
         value(samples, "portcullis_http_requests_total", route="<unmatched>", method="GET", status="404") == 1
     )
+
+
+def test_the_metrics_setting_is_checked(tmp_path: Path) -> None:
+    for bad, why in (
+        ("sometimes", "PORTCULLIS_METRICS"),
+        ("port:70000", "port:N takes a port number from 1 to 65535"),
+        ("port:8000", "must differ from PORTCULLIS_PORT"),
+    ):
+        with pytest.raises(SettingsError, match=why):
+            load_settings(data_dir=tmp_path, metrics=bad)
+    assert load_settings(data_dir=tmp_path).metrics == "on"
+    assert load_settings(data_dir=tmp_path, metrics="port:9100").metrics_port == 9100
