@@ -139,8 +139,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             },
         },
-        "root": {"handlers": ["default"], "level": level},
+        # Libraries (alembic, web3, asyncio) speak from warning up, as before; ours and uvicorn's at the level.
+        "root": {"handlers": ["default"], "level": "WARNING"},
         "loggers": {
+            "portcullis": {"handlers": [], "level": level, "propagate": True},
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
