@@ -139,7 +139,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             },
         },
-        # Libraries (alembic, web3, asyncio) speak from warning up, as before; ours and uvicorn's at the level.
+        # Libraries (alembic, web3, asyncio) speak from warning up, as before; ours and uvicorn's as set.
         "root": {"handlers": ["default"], "level": "WARNING"},
         "loggers": {
             "portcullis": {"handlers": [], "level": level, "propagate": True},
