@@ -12,7 +12,16 @@ from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import SettingsError, load_settings
-from tests.conftest import FakeClock, Harness, make_settings, running_app, sign, siwe_text
+from app.storage.hot import POOL_SIZE
+from tests.conftest import (
+    FakeClock,
+    Harness,
+    make_settings,
+    postgres_database,
+    running_app,
+    sign,
+    siwe_text,
+)
 from tests.integration.server import free_port
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -167,3 +176,15 @@ def test_the_metrics_setting_is_checked(tmp_path: Path) -> None:
             load_settings(data_dir=tmp_path, metrics=bad)
     assert load_settings(data_dir=tmp_path).metrics == "on"
     assert load_settings(data_dir=tmp_path, metrics="port:9100").metrics_port == 9100
+
+
+async def test_postgresql_pools_are_sampled(tmp_path: Path) -> None:
+    async with postgres_database() as url:
+        settings = make_settings(tmp_path, database_url=url)
+        async with running_app(settings, FakeClock()) as h:
+            assert (await sign_in(h, Account.create())).status_code == 200
+            after = await scrape(h)
+    assert value(after, "portcullis_db_pool_connections", pool="hot", state="max") == POOL_SIZE
+    in_use = value(after, "portcullis_db_pool_connections", pool="hot", state="in_use")
+    idle = value(after, "portcullis_db_pool_connections", pool="hot", state="idle")
+    assert in_use == 0 and idle >= 1  # the sign-in's connection is back in the pool
