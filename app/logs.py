@@ -109,7 +109,7 @@ class TextFormatter(logging.Formatter):
 
 
 # Access-log fields the text form already shows inside its message.
-_INLINE = frozenset({"method", "path", "route", "status", "http_version", "client_ip"})
+_INLINE = frozenset({"method", "path", "route", "status", "http_version", "client_ip", "duration_ms"})
 
 
 def _rfc3339(created: float) -> str:
