@@ -74,6 +74,7 @@ bench: $(STAMP)
 	# bench/peers/siwe-oidc-provider/ (never committed) and is skipped with a line saying so without one.
 	$(BIN)/python bench/login_code_flow.py
 	$(BIN)/python bench/resource_validate.py
+	$(BIN)/python bench/metrics_overhead.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from app.audit.chain import entry_hash
 from app.chain.access import ChainAccess
 from app.chain.devchain import DevChain, DevChainProvider
 from app.clock import Clock, Entropy, SystemClock, SystemEntropy
+from app.metrics import Metrics
 from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
@@ -119,7 +120,9 @@ class Opened:
     schedule: keys.KeySchedule
 
 
-async def open_database(settings: Settings, clock: Clock, meta: events.RequestMeta) -> Opened:
+async def open_database(
+    settings: Settings, clock: Clock, meta: events.RequestMeta, metrics: Metrics | None = None
+) -> Opened:
     """Open the database, apply migrations, load (or create) the signing and audit keys. The failures an
     operator fixes (database down or missing, a secret that does not open the keys) surface here."""
     await migrate_database(settings)
@@ -130,6 +133,7 @@ async def open_database(settings: Settings, clock: Clock, meta: events.RequestMe
         timeouts=database_timeouts(settings),
         batch_max=settings.audit_batch_max,
         batch_wait=settings.audit_batch_wait_ms / 1000,
+        metrics=metrics,
     )
     try:
         secret = server_secret(settings)
@@ -157,14 +161,17 @@ async def start(
     entropy: Entropy | None = None,
     meta: events.RequestMeta | None = None,
     dev_chain: DevChain | None = None,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     """Open the database, apply migrations, load (or create) the signing and audit keys.
 
     ``meta`` says who is starting (the CLI passes the operator); key creation is audited under it.
+    ``metrics``: the app's instruments (app.metrics); the CLI's runs get a set of their own.
     """
     clock = clock or SystemClock()
     meta = meta or events.RequestMeta()
-    opened = await open_database(settings, clock, meta)
+    metrics = metrics or Metrics()
+    opened = await open_database(settings, clock, meta, metrics)
     engine, store, secret, auditor = opened.engine, opened.store, opened.secret, opened.auditor
     guard = build_guard(settings, clock)
     provider = Provider(
@@ -175,7 +182,7 @@ async def start(
         clock=clock,
         entropy=entropy or SystemEntropy(),
         auditor=auditor,
-        chains=chain_access(settings, clock, dev_chain),
+        chains=chain_access(settings, clock, dev_chain, metrics),
         guard=guard,
         client_guard=build_client_guard(settings, guard, clock),
         trading_policy=load_policy(settings.policy_file or DEFAULT_POLICY_PATH),
@@ -205,6 +212,7 @@ async def start(
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
         csrf_key=hashlib.sha256(b"portcullis csrf\x00" + secret).digest(),
+        metrics=metrics,
     )
     # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).
     clients = SqlClientStore(engine, entry_hash, store.write_lock)
@@ -247,13 +255,15 @@ def database_timeouts(settings: Settings) -> Timeouts:
     )
 
 
-def chain_access(settings: Settings, clock: Clock, dev_chain: DevChain | None) -> ChainAccess:
+def chain_access(
+    settings: Settings, clock: Clock, dev_chain: DevChain | None, metrics: Metrics | None = None
+) -> ChainAccess:
     """The configured chains, or in development the embedded chain through its in-process provider."""
     if dev_chain is None:
-        return ChainAccess(settings.chains, clock)
+        return ChainAccess(settings.chains, clock, metrics=metrics)
     url = "inprocess://dev-chain"
     config = dev_chain_settings(settings, dev_chain.chain_id, url, dev_chain.registry_address)
-    return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)})
+    return ChainAccess([config], clock, providers={url: DevChainProvider(dev_chain)}, metrics=metrics)
 
 
 def dev_chain_settings(settings: Settings, chain_id: int, rpc_url: str, registry: str) -> ChainSettings:

@@ -169,6 +169,17 @@ class Settings(BaseSettings):
     access_token_audience: str = ""
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Log lines (docs/DEPLOY.md, "Logs"): one JSON object per line, or human-readable text. Default: json in
+    # production, text in development.
+    log_format: Literal["", "json", "text"] = ""
+
+    # GET /metrics, the Prometheus text format (docs/DEPLOY.md, "Metrics"): "off", "on" (served on the main
+    # port) or "port:N" (served only on port N of PORTCULLIS_HOST, never on the main port). Default: on in
+    # development, off in production.
+    metrics: str = Field(default="", pattern=r"^(|off|on|port:[0-9]{1,5})$")
+    # Several worker processes: the directory they share their samples through (prometheus-client's
+    # multiprocess mode; exported as PROMETHEUS_MULTIPROC_DIR). Default: PROMETHEUS_MULTIPROC_DIR if set.
+    metrics_dir: Path | None = Field(default_factory=lambda: _env_path("PROMETHEUS_MULTIPROC_DIR"))
 
     # Slow and idle clients (docs/DEPLOY.md "Slow clients"; app/http/slow_clients.py). A connection must
     # finish a request's headers this long after it opened or its last response ended; a request's body
@@ -276,6 +287,14 @@ class Settings(BaseSettings):
             self.audit_sink_max_backlog = self.audit_checkpoint_every
         if self.mode == "production" or self.chains:
             self.dev_chain = False
+        if not self.log_format:
+            self.log_format = "json" if self.mode == "production" else "text"
+        if not self.metrics:
+            self.metrics = "off" if self.mode == "production" else "on"
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            problems.append("metrics: port:N takes a port number from 1 to 65535")
+        elif self.metrics_port == self.port:
+            problems.append("metrics: port:N must differ from PORTCULLIS_PORT (or use on)")
         if "chain_ids" not in self.model_fields_set:
             if self.chains:
                 self.chain_ids = [c.chain_id for c in self.chains]
@@ -365,6 +384,12 @@ class Settings(BaseSettings):
         return []
 
     @property
+    def metrics_port(self) -> int | None:
+        """The separate port /metrics is served on (PORTCULLIS_METRICS=port:N), else None."""
+        kind, _, port = self.metrics.partition(":")
+        return int(port) if kind == "port" else None
+
+    @property
     def default_client_id(self) -> str:
         return self.clients[0]
 
@@ -374,6 +399,19 @@ class Settings(BaseSettings):
 
     def chain(self, chain_id: int) -> ChainSettings | None:
         return next((c for c in self.chains if c.chain_id == chain_id), None)
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def export_metrics_environment(settings: Settings) -> None:
+    """Before prometheus-client is first imported (the serve command, before the app and its workers):
+    PORTCULLIS_METRICS_DIR becomes PROMETHEUS_MULTIPROC_DIR, which switches the library to its multiprocess
+    mode in this process and in every worker it starts (they inherit the environment)."""
+    if settings.metrics_dir is not None and settings.metrics != "off":
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.metrics_dir)
 
 
 # PORTCULLIS_* variables that belong to tools around the server (the test suite), not to Settings.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app import logs
 from app.clock import Clock
 from app.settings import Settings
 from app.storage.records import AuditRecord
@@ -134,6 +135,7 @@ class Auditor:
         data: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> AuditRecord:
+        logs.note(client_id=client_id, subject=actor)  # who the request's log lines are about
         return AuditRecord(
             ts=ts_ms(at or self.clock.now()),
             type=type,

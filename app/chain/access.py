@@ -17,6 +17,7 @@ from app.chain.reader import ComplianceReader
 from app.chain.rpc import Web3Rpc
 from app.chain.sources import build_sources
 from app.clock import Clock
+from app.metrics import Metrics
 from app.settings import ChainSettings
 
 
@@ -33,12 +34,16 @@ class ChainAccess:
         chains: list[ChainSettings],
         clock: Clock,
         providers: Mapping[str, AsyncBaseProvider] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._chains: dict[int, Chain] = {}
         for config in chains:
             rpc = Web3Rpc.from_settings(config, providers)
             sources = build_sources(config)
-            reader = ComplianceReader(config, rpc, clock, sources=sources) if sources else None
+            reader = (
+                ComplianceReader(config, rpc, clock, sources=sources, metrics=metrics) if sources else None
+            )
             self._chains[config.chain_id] = Chain(config, rpc, reader)
 
     def get(self, chain_id: int) -> Chain | None:
@@ -47,7 +52,7 @@ class ChainAccess:
     def followers(self, on_change: OnChange) -> list[LogFollower]:
         """One log follower per chain with compliance sources, reporting to ``on_change``."""
         return [
-            LogFollower(chain.config, chain.rpc, chain.reader, on_change)
+            LogFollower(chain.config, chain.rpc, chain.reader, on_change, metrics=self._metrics)
             for chain in self._chains.values()
             if chain.reader is not None
         ]

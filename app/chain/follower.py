@@ -34,6 +34,7 @@ from eth_utils.address import to_checksum_address
 from app.chain.rpc import RpcClient
 from app.chain.sources import EAS_ATTESTED, EAS_REVOKED, event_topic
 from app.chain.types import BlockRef, ChainUnavailable, Log, LogFilter
+from app.metrics import Metrics
 from app.settings import ChainSettings
 
 log = logging.getLogger("portcullis.chain")
@@ -113,6 +114,7 @@ class LogFollower:
         start_block: int | None = None,
         max_range: int = 2_000,
         history: int = 128,
+        metrics: Metrics | None = None,
     ) -> None:
         """``start_block``: the first block to read (default: only blocks after the first poll's safe head).
         ``max_range``: most blocks per eth_getLogs. ``history``: how many past cursors are kept for reorgs."""
@@ -126,6 +128,8 @@ class LogFollower:
         self._seen: dict[_EventKey, _Seen] = {}
         self._queries = self._build_queries()
         self._behind = False  # the last poll stopped at max_range short of the safe head
+        self._safe_head: int | None = None  # the confirmed head the last poll saw
+        self._lag = metrics.follower_lag.labels(str(settings.chain_id)) if metrics is not None else None
 
     @property
     def cursor(self) -> BlockRef | None:
@@ -137,6 +141,7 @@ class LogFollower:
         while not stop.is_set():
             try:
                 await self.poll_once()
+                self._report_lag()
             except ChainUnavailable as exc:
                 log.warning("chain %s follower: %s", self.settings.chain_id, exc)
             except Exception:
@@ -150,6 +155,7 @@ class LogFollower:
     async def poll_once(self) -> list[ChainChange]:
         """Read the next confirmed range and report its changes (after stepping back over a reorg)."""
         safe = await self._rpc.block(self.settings.confirmations)
+        self._safe_head = safe.number
         self._behind = False
         if not self._cursors:
             await self._start(safe)
@@ -183,6 +189,12 @@ class LogFollower:
         changes.extend(await self._settle_orphans(last))
         self._prune()
         return changes
+
+    def _report_lag(self) -> None:
+        """The follower-lag gauge: confirmed blocks not yet read (0 when caught up)."""
+        cursor = self.cursor
+        if self._lag is not None and cursor is not None and self._safe_head is not None:
+            self._lag.set(max(0, self._safe_head - cursor.number))
 
     # ------------------------------------------------------------------ cursor and reorgs
 

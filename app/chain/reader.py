@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from eth_abi.abi import decode, encode
 from eth_abi.exceptions import DecodingError
@@ -38,6 +40,7 @@ from app.chain.types import (
     SourceReading,
 )
 from app.clock import Clock
+from app.metrics import Metrics
 from app.settings import ChainSettings
 
 log = logging.getLogger("portcullis.chain")
@@ -72,6 +75,16 @@ def decode_aggregate3(data: bytes, expected: int) -> list[CallResult]:
     return [CallResult(bool(success), bytes(answer)) for success, answer in results]
 
 
+@dataclass(frozen=True, slots=True)
+class _Meters:
+    """This chain's metric children (app.metrics), labelled once."""
+
+    cached: Any
+    read: Any
+    error: Any
+    duration: Any
+
+
 class ComplianceReader:
     """Compliance decisions for one chain: built from its ChainSettings, an RPC client and a clock."""
 
@@ -83,6 +96,7 @@ class ComplianceReader:
         *,
         sources: Sequence[Source] | None = None,
         max_cached: int = 10_000,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.sources: tuple[Source, ...] = tuple(sources) if sources is not None else build_sources(settings)
@@ -91,6 +105,15 @@ class ComplianceReader:
         self._max_cached = max_cached
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._multicall_deployed: bool | None = None  # looked up once per reader
+        self._meters: _Meters | None = None
+        if metrics is not None:
+            chain = str(settings.chain_id)
+            self._meters = _Meters(
+                cached=metrics.chain_reads.labels(chain, "cached"),
+                read=metrics.chain_reads.labels(chain, "read"),
+                error=metrics.chain_reads.labels(chain, "error"),
+                duration=metrics.chain_read_duration.labels(chain),
+            )
 
     @property
     def chain_id(self) -> int:
@@ -101,9 +124,21 @@ class ComplianceReader:
         account = to_checksum_address(address)
         now = self._clock.now()
         cached = self._cache.get(account.lower())
+        meters = self._meters
         if cached is not None and now < cached.expires:
+            if meters is not None:
+                meters.cached.inc()
             return cached.decision
-        decision, at = await self._decide(account)
+        start = time.perf_counter()
+        try:
+            decision, at = await self._decide(account)
+        except BaseException:
+            if meters is not None:
+                meters.error.inc()
+            raise
+        if meters is not None:
+            meters.read.inc()
+            meters.duration.observe(time.perf_counter() - start)
         self._remember(decision, at, now)
         return decision
 

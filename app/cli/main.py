@@ -20,17 +20,30 @@ from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
 from app.cli.failures import EXIT_INTERRUPTED, CliError, EnvironmentProblem, database_errors
 from app.cli.registry_audit import os_user
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import Settings, SettingsError, export_metrics_environment, load_settings
 
 
 def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    import logging
+    import logging.config
+
     import uvicorn
 
     from app.chain.devchain_journal import JournalError
     from app.cli import banner
-    from app.http.access_log import uvicorn_log_config
     from app.http.app import create_app
     from app.http.slow_clients import uvicorn_options
+    from app.logs import logging_config
+    from app.metrics import prepare_directory
+
+    # Before the app (and prometheus-client) is imported: the metrics directory of the workers, and the
+    # log format every line from here on is written in (docs/DEPLOY.md, "Logs" and "Metrics").
+    if settings.metrics_dir is not None and settings.metrics != "off":
+        prepare_directory(settings.metrics_dir)
+    export_metrics_environment(settings)
+    log_config = logging_config(settings)
+    logging.config.dictConfig(log_config)
+    logging.captureWarnings(True)
 
     _check_database(
         settings
@@ -39,13 +52,18 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
         app = create_app(settings)
     except JournalError as exc:  # the development chain's file: unreadable, another build, or in use
         raise EnvironmentProblem(str(exc)) from exc
-    print(banner.render(banner.start_up_rows(settings, app.state.dev_chain)), flush=True)
+    rows = banner.start_up_rows(settings, app.state.dev_chain)
+    if settings.log_format == "json":  # every line on stdout and stderr stays one JSON object
+        logging.getLogger("portcullis").info("starting", extra={"event": "startup", "banner": dict(rows)})
+    else:
+        print(banner.render(rows), flush=True)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        log_config=uvicorn_log_config(),  # the access log, without the dev chain's JSON-RPC calls
+        log_config=log_config,  # our formats; the access log is the app's (app.http.access_log)
+        access_log=False,
         proxy_headers=False,
         server_header=False,
         **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)

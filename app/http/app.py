@@ -15,12 +15,17 @@ from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes, open_dev_chain
 from app.chain.follower import ChainChange
 from app.clock import Clock, Entropy
+from app.http.access_log import AccessLog
 from app.http.cors import CorsMiddleware
 from app.http.errors import HANDLERS, unexpected_error
+from app.http.metrics import metrics_listener, metrics_route
+from app.http.openapi import openapi_route
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
 from app.http.routes import ROUTES
 from app.http.slow_clients import BodyDeadline
+from app.http.telemetry import Telemetry
+from app.metrics import Metrics, pool_sampler
 from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
@@ -30,13 +35,20 @@ log = logging.getLogger("portcullis")
 
 PURGE_INTERVAL = timedelta(minutes=5)
 CHECKPOINT_TICK = 1.0  # seconds between looks at the audit head
+METRICS_SAMPLE_SECONDS = 5.0  # multiprocess mode: how often a worker refreshes its pool gauges
 
 
 def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
-    routes = list(ROUTES)
+    routes = [*ROUTES, openapi_route()]
     pages = Pages()  # read once per app, before the first request
+    # The app's instruments, in a registry of its own (docs/DEPLOY.md, "Metrics"); counted even when not
+    # served, so switching the exposition on changes nothing else.
+    metrics = Metrics(settings.metrics_dir if settings.metrics != "off" else None)
+    if settings.metrics == "on":
+        routes.append(metrics_route(metrics))
+    access_log = AccessLog(settings)
     dev_chain: DevChain | None = None
     if settings.mode == "development" and settings.dev_chain:
         # Development only: an in-process EVM with the registry; its JSON-RPC is served for the CLI. Its
@@ -60,8 +72,13 @@ def create_app(
                 "PORTCULLIS_COMPLIANCE=off: no on-chain compliance gate; every wallet that signs can sign in,"
                 ' and every token carries compliance {"source": "none"}'
             )
-        runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain)
+        runtime = await bootstrap.start(settings, clock, entropy, dev_chain=dev_chain, metrics=metrics)
         app.state.provider = runtime.provider
+        access_log.network = runtime.provider.auditor.network  # the access log's IP as the audit log's
+        metrics.samplers += [
+            pool_sampler("hot", lambda: getattr(runtime.store.hot, "pool", None)),
+            pool_sampler("sqlalchemy", runtime.engine.sync_engine.pool),
+        ]
         app.state.pages = pages
         app.state.dev_chain = dev_chain
         app.state.runtime_checkpointer = runtime.checkpointer
@@ -76,8 +93,11 @@ def create_app(
             asyncio.create_task(_checkpoints(runtime)),
             *(asyncio.create_task(f.run(stop)) for f in p.chains.followers(on_change)),
         ]
+        if metrics.multiprocess_dir is not None:  # a scrape reaches one worker: each keeps its gauges fresh
+            tasks.append(asyncio.create_task(_sample_metrics(metrics)))
         try:
-            yield
+            async with metrics_listener(settings, metrics):
+                yield
         finally:
             stop.set()
             for task in tasks:
@@ -94,11 +114,13 @@ def create_app(
                 await runtime.provider.sign_in_history.close()
                 await runtime.store.close()
                 await runtime.engine.dispose()
+                metrics.process_exited()
 
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(Telemetry, metrics=metrics, access_log=access_log),
             Middleware(CorsMiddleware),
             Middleware(BodyDeadline, seconds=settings.http_body_timeout_seconds),
         ],
@@ -106,7 +128,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.dev_chain = dev_chain  # for the start-up banner, before the lifespan runs
+    app.state.metrics = metrics
     return app
+
+
+async def _sample_metrics(metrics: Metrics) -> None:
+    while True:
+        await asyncio.sleep(METRICS_SAMPLE_SECONDS)
+        metrics.sample()
 
 
 async def _checkpoints(runtime: bootstrap.Runtime) -> None:

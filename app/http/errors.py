@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.errors import OAuthError, ServerError, TemporarilyUnavailable
+from app.http.telemetry import route_template
+from app.risk.errors import RateLimited
 
 log = logging.getLogger("portcullis.http")
 
@@ -36,6 +38,10 @@ def retry_after(request: Request) -> int | None:
 
 async def oauth_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OAuthError)
+    if isinstance(exc, RateLimited):
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.rate_limited.labels(route_template(request.scope), exc.cause).inc()
     if exc.debug:
         log.info("%s: %s (%s)", exc.error, exc.description, exc.debug)
     return error_response(exc, retry_after(request))

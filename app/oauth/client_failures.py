@@ -68,6 +68,7 @@ async def _audit(
     if claimed is not None and loggable is None:
         data["client_id_sha256"] = events.sha256_hex(claimed)
     for lock in locks:
+        p.metrics.locks.labels(lock.what).inc()
         await p.audit_log.record(
             p.auditor.event(
                 events.RISK_LOCKED,

@@ -11,6 +11,7 @@ from app.audit.events import Auditor
 from app.chain.access import ChainAccess
 from app.clock import Clock, Entropy
 from app.errors import AccessDenied, InvalidClient
+from app.metrics import Metrics
 from app.mfa.service import MfaService
 from app.oauth import origins
 from app.oauth.client_auth import AssertionJtiStore, ClientKeys
@@ -89,6 +90,8 @@ class Provider:
     dpop_nonce_key: bytes
     # Keys the hosted page's CSRF tokens (app.http.csrf: HMAC of the browser cookie); derived from the secret.
     csrf_key: bytes
+    # The app's instruments (app.metrics); a fresh set of its own for a Provider built outside an app.
+    metrics: Metrics = field(default_factory=Metrics)
     policy: TokenPolicy = field(init=False)
     own_origins: frozenset[str] = field(init=False)
     registrar: Registrar = field(init=False)  # set by app.bootstrap.start

@@ -266,7 +266,9 @@ async def attempt_sign_in(
         result = await run(now, attempt)
     except OAuthError as exc:
         await gate.wait()
+        p.metrics.signins.labels("failure", exc.error).inc()
         for lock in await p.guard.failed(ip=meta.ip):
+            p.metrics.locks.labels(lock.what).inc()
             await p.audit_log.record(
                 p.auditor.event(
                     events.RISK_LOCKED,
@@ -290,6 +292,7 @@ async def attempt_sign_in(
             )
         )
         raise
+    p.metrics.signed_in.inc()
     await p.guard.redeem_nonce(meta.ip)
     return result
 
@@ -397,6 +400,7 @@ async def _issue(
         oidc_nonce = await p.store.complete_sign_in(secret_hash(message.nonce), client, now, refresh, audit)
     except NonceUnavailable as exc:
         raise SignInRejected("nonce_mismatch", 401, NONCE_REASONS[exc.reason]) from None
+    p.metrics.issued["siwe"].inc()
     return issue_tokens(p, grant, now, refresh_token=refresh_token, oidc_nonce=oidc_nonce, jti=jti)
 
 

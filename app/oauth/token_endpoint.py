@@ -83,6 +83,7 @@ async def token(
     required = client is not None and client.dpop_bound_access_tokens
     proof = await check_proof(p, dpop_values, method="POST", path="/token", required=required)
     tokens = await _grant(p, grant_type, client, form, proof, meta)
+    p.metrics.issued[grant_type].inc()
     return Answer(tokens.to_json(), nonce_headers(p))
 
 

@@ -172,7 +172,9 @@ def _seconds(wait: float) -> int:
 
 def _refuse(end: float | None, now: float, why: str) -> None:
     if end is not None:
-        raise RateLimited(f"{why}; retry in {_seconds(end - now)} s", retry_after=end - now, debug=why)
+        raise RateLimited(
+            f"{why}; retry in {_seconds(end - now)} s", retry_after=end - now, debug=why, cause="lock"
+        )
 
 
 def _at(seconds: float) -> datetime:

@@ -17,9 +17,12 @@ class RateLimited(OAuthError):
     error = "rate_limited"
     status = 429
 
-    def __init__(self, description: str, *, retry_after: float, debug: str | None = None) -> None:
+    def __init__(
+        self, description: str, *, retry_after: float, debug: str | None = None, cause: str = "budget"
+    ) -> None:
         super().__init__(description, debug=debug)
         self.retry_after = retry_after
+        self.cause = cause  # "budget" (a rate limit) or "lock" (a failure-spike lock): the metric's label
 
     def headers(self) -> dict[str, str]:
         # Round up: a client that waits the advertised time must find the budget refilled.

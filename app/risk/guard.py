@@ -179,7 +179,8 @@ class Guard:
             raise RateLimited(
                 f"too many failed attempts from this network; retry in {wait} s",
                 retry_after=wait,
-                debug=f"ip {ip} locked after a failure spike",
+                debug="the client IP is locked after a failure spike",  # the IP itself: never in a log
+                cause="lock",
             )
 
     async def address_locked(self, address: str) -> bool:

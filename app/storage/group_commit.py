@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -29,6 +30,7 @@ from sqlalchemy import Integer, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 
 from app.audit.chain import FIELDS
+from app.metrics import Metrics
 from app.storage.hot import Body, HotDriver, Result, Sql, Step
 from app.storage.models import AuditEntry, AuditHead, Base
 from app.storage.records import AuditRecord
@@ -133,6 +135,7 @@ class GroupCommit:
         hasher: EntryHasher,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_wait: float = DEFAULT_MAX_WAIT,
+        metrics: Metrics | None = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError("GroupCommit: max_batch >= 1 and max_wait >= 0")
@@ -143,6 +146,8 @@ class GroupCommit:
         self._queue: list[_Item] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._metrics = metrics
+        self._appended = 0  # entries the last committed batch appended
 
     async def submit(self, make: Callable[[], Body[T]] | None, audit: AuditOf) -> T:
         """Run ``make()``'s change with ``audit`` (a record, None, or a function of the change's value)
@@ -168,6 +173,7 @@ class GroupCommit:
     async def _commit(self, batch: list[_Item]) -> None:
         pending = batch
         while pending:
+            start = time.perf_counter()
             try:
                 await self._driver.write(self._body(pending))
             except _Poisoned as poisoned:
@@ -180,6 +186,9 @@ class GroupCommit:
                 if not isinstance(exc, Exception):
                     raise
                 return
+            if self._metrics is not None:
+                self._metrics.audit_append_duration.observe(time.perf_counter() - start)
+                self._metrics.audit_entries.inc(self._appended)
             for item in pending:
                 _settle(item, item.value, item.error)
             return
@@ -187,6 +196,7 @@ class GroupCommit:
     def _body(self, batch: list[_Item]) -> Body[None]:
         records: list[AuditRecord] = []
         owners: list[_Item] = []  # the item of each record, in order
+        self._appended = 0
         for item in batch:
             item.value, item.error = None, None
             if item.make is not None:
@@ -204,6 +214,7 @@ class GroupCommit:
                 owners.append(item)
         if records:
             last = yield from append_entries(self._audit, records, self._hasher)
+            self._appended = len(records)
             for seq, item in enumerate(owners, start=last - len(records) + 1):
                 if item.make is None:  # an entry on its own: its value is its sequence number
                     item.value = seq

@@ -207,6 +207,11 @@ class PgDriver(HotDriver):
         self._pool: Any = None
         self._opening = asyncio.Lock()
 
+    @property
+    def pool(self) -> Any:
+        """The asyncpg pool once opened (None before the first statement): its use is a metric."""
+        return self._pool
+
     async def _get_pool(self) -> Any:
         if self._pool is None:
             async with self._opening:

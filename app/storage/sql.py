@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.metrics import Metrics
 from app.storage import sql_chain_events as chain_events
 from app.storage.db import Timeouts
 from app.storage.group_commit import GroupCommit
@@ -52,6 +53,7 @@ class SqlStore(SqlAuditLog):
         *,
         batch_max: int | None = None,
         batch_wait: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.hasher = hasher
@@ -64,7 +66,7 @@ class SqlStore(SqlAuditLog):
             batching["max_batch"] = batch_max
         if batch_wait is not None:
             batching["max_wait"] = batch_wait
-        self.group = GroupCommit(self.hot, engine.dialect, hasher, **batching)
+        self.group = GroupCommit(self.hot, engine.dialect, hasher, **batching, metrics=metrics)
         self.sql = HotStatements(engine.dialect)
 
     async def close(self) -> None:
