@@ -42,7 +42,10 @@ EXPOSE 8100
 ENTRYPOINT ["python", "-m", "perps_api"]
 
 FROM python:3.11-slim AS portcullis
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/portcullis portcullis
+# /var/lib/portcullis-chain: where docker-compose.yml's deploy job writes the chains file (a named volume
+# mounted there takes this directory's owner).
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/portcullis portcullis \
+ && install -d -o portcullis -g portcullis /var/lib/portcullis-chain
 COPY --from=build /opt/portcullis /opt/portcullis
 ENV PATH=/opt/portcullis/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
