@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     IPvAnyNetwork,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -233,6 +234,9 @@ class Settings(BaseSettings):
 
     # Chains (JSON list of ChainSettings). Empty in development: the embedded EVM is used (dev_chain).
     chains: list[ChainSettings] = Field(default_factory=list)
+    # Or the same JSON list in a file, read at start: for a deployment where a job writes the contract
+    # addresses before the server starts (docker-compose.yml's deploy job). Never both.
+    chains_file: Path | None = None
     # The on-chain compliance gate. "required": production refuses to start without a chain that has a
     # required source. "off": the operator runs without any gate, on purpose; no chain may configure a
     # source, start-up logs a warning, /ready says so and every token's compliance claim is
@@ -278,6 +282,7 @@ class Settings(BaseSettings):
         """Derive the defaults that depend on other settings, then check the rules between settings. Every
         rule appends its problem ("name: why") instead of raising, so one start-up names them all."""
         problems: list[str] = []
+        self._load_chains_file(problems)
         self._derive_issuer(problems)
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
@@ -346,6 +351,22 @@ class Settings(BaseSettings):
                     " PORTCULLIS_CHAIN_IDS, or set PORTCULLIS_COMPLIANCE=off"
                 ]
         return []
+
+    def _load_chains_file(self, problems: list[str]) -> None:
+        """PORTCULLIS_CHAINS_FILE: the chains list, validated exactly as PORTCULLIS_CHAINS is."""
+        if self.chains_file is None:
+            return
+        if self.chains:
+            problems.append("chains_file: set PORTCULLIS_CHAINS or PORTCULLIS_CHAINS_FILE, not both")
+            return
+        try:
+            self.chains = TypeAdapter(list[ChainSettings]).validate_json(self.chains_file.read_bytes())
+        except OSError as exc:
+            problems.append(f"chains_file: cannot read {self.chains_file} ({exc.strerror or exc})")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the document"
+            problems.append(f"chains_file: {self.chains_file}: {where}: {first['msg']}")
 
     def _derive_issuer(self, problems: list[str]) -> None:
         """The issuer (default http://{host}:{port} in development) and what follows from it."""

@@ -234,3 +234,21 @@ def test_production_start_up_names_every_problem_in_one_line(tmp_path: Path) -> 
     assert line.startswith("portcullis: invalid settings: ")
     for expected in EVERY_PROBLEM:
         assert expected in line, expected
+
+
+def test_chains_can_come_from_a_file(tmp_path: Path) -> None:
+    """PORTCULLIS_CHAINS_FILE (written by docker-compose.yml's deploy job): the same list, the same checks."""
+    registry = "0x" + "ab" * 20
+    chains = tmp_path / "chains.json"
+    chains.write_text(f'[{{"chain_id": 31337, "rpc_urls": ["http://anvil:8545"], "registry": "{registry}"}}]')
+    s = load_settings(chains_file=chains)
+    assert [(c.chain_id, c.registry) for c in s.chains] == [(31337, registry)]
+    assert s.chain_ids == [31337] and s.dev_chain is False
+
+    chains.write_text('[{"chain_id": 0, "rpc_urls": ["http://anvil:8545"]}]')
+    with pytest.raises(SettingsError, match=r"PORTCULLIS_CHAINS_FILE: .*chains.json: 0.chain_id: "):
+        load_settings(chains_file=chains)
+    with pytest.raises(SettingsError, match=r"PORTCULLIS_CHAINS_FILE: cannot read .*missing.json"):
+        load_settings(chains_file=tmp_path / "missing.json")
+    with pytest.raises(SettingsError, match="PORTCULLIS_CHAINS_FILE: set PORTCULLIS_CHAINS or"):
+        load_settings(chains_file=chains, chains=[{"chain_id": 1, "rpc_urls": ["https://rpc.example"]}])

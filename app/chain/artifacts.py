@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "contracts" / "artifacts"
+from app.shipped import contract_artifacts
+
+ARTIFACTS_DIR = contract_artifacts()
 
 
 @cache  # artifacts are immutable files shipped with the code, not state

@@ -759,6 +759,10 @@ def cmd_deploy(ctx: Context) -> int:
     seq = ctx.audited(writer, [result["tx"]], details, registry=registry)
     setting = chains_setting(ctx.settings, target, registry)
     line = f"PORTCULLIS_CHAINS='{setting}'"
+    if ctx.args.chains_file is not None:
+        # The file is configuration the server reads (PORTCULLIS_CHAINS_FILE): the RPC URLs as configured.
+        configured = chains_setting(ctx.settings, target, registry, shown=False)
+        write_chains_file(Path(ctx.args.chains_file), configured)
     ctx.output.emit(
         {"action": "deploy", **where, **result, "settings": {"PORTCULLIS_CHAINS": setting}, **_seq(seq)},
         [
@@ -772,20 +776,30 @@ def cmd_deploy(ctx: Context) -> int:
     return 0
 
 
-def chains_setting(settings: Settings, target: Target, registry: str) -> str:
+def chains_setting(settings: Settings, target: Target, registry: str, *, shown: bool = True) -> str:
     """PORTCULLIS_CHAINS with ``registry`` set on the target chain (the other entries as configured).
-    RPC URLs with a path or query (often an API key) are shown as scheme://host:port/<path hidden>."""
+    When ``shown`` (printed), RPC URLs with a path or query (often an API key) are written as
+    scheme://host:port/<path hidden>."""
     if not settings.chains:  # the development chain of `make run`
         entries = [{"chain_id": target.chain_id, "rpc_urls": list(target.rpc_urls), "registry": registry}]
         return json.dumps(entries)
     entries = []
     for chain in settings.chains:
         entry = chain.model_dump(mode="json", exclude_unset=True)
-        entry["rpc_urls"] = [_shown_rpc(url) for url in chain.rpc_urls]
+        entry["rpc_urls"] = [_shown_rpc(url) if shown else url for url in chain.rpc_urls]
         if chain.chain_id == target.chain_id:
             entry["registry"] = registry
         entries.append(entry)
     return json.dumps(entries)
+
+
+def write_chains_file(path: Path, setting: str) -> None:
+    """Replace ``path`` whole (a reader never sees half a file), readable by its owner only: RPC URLs often
+    carry an API key."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(setting + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    partial.replace(path)
 
 
 def _shown_rpc(url: str) -> str:
@@ -909,6 +923,11 @@ def _add_admin(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     deploy = actions.add_parser("deploy", help="deploy a ComplianceRegistry with the signer's key")
     _common_options(deploy, write=True, defaults=False)
     deploy.add_argument("--admin", metavar="ADDRESS", help="DEFAULT_ADMIN_ROLE holder (default: the signer)")
+    deploy.add_argument(
+        "--chains-file",
+        metavar="FILE",
+        help="also write the chains list with the new registry to FILE (for PORTCULLIS_CHAINS_FILE)",
+    )
     pause = actions.add_parser("pause", help="stop grant and unfreeze (PAUSER_ROLE)")
     _common_options(pause, write=True, defaults=False)
     unpause = actions.add_parser("unpause", help="let grant and unfreeze run again (DEFAULT_ADMIN_ROLE)")

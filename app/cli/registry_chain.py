@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from web3 import Web3
     from web3.contract import Contract
 
-ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "ComplianceRegistry.json"
+ARTIFACT = artifacts.ARTIFACTS_DIR / "ComplianceRegistry.json"
 # Anvil's / hardhat's well-known dev account #1 (mnemonic "test test ... junk"), which the development chain
 # of `make run` seeds as the compliance account. Public: used only against that chain, never in production.
 DEV_COMPLIANCE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"

@@ -27,8 +27,9 @@ from app.policy.caip import is_chain_id
 from app.policy.errors import PolicyError
 from app.policy.facts import INVESTOR_CLASS_NAMES, KNOWN_FLAGS, ComplianceFacts
 from app.policy.rar import ACTIONS, AUTHORIZATION_DETAILS_TYPES, CURRENCY, DECIMAL, ORDER_TYPES
+from app.shipped import default_policy
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "policy" / "default.toml"
+DEFAULT_POLICY_PATH = default_policy()
 ClientKind = Literal["wallet", "service"]
 CLIENT_KINDS: tuple[ClientKind, ...] = ("wallet", "service")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

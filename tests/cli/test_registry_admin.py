@@ -166,6 +166,21 @@ def test_deploy_prints_the_setting_then_grant_works_on_the_new_registry(
     assert verified(as_admin, capsys)
 
 
+def test_deploy_writes_the_chains_file_the_server_reads(
+    cli: Cli, chain: Anvil, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--chains-file (docker-compose.yml's deploy job): the list with the new registry, which
+    PORTCULLIS_CHAINS_FILE then loads as the server's chains."""
+    written = tmp_path / "shared" / "chains.json"
+    written.parent.mkdir()
+    done = cli(settings_for(tmp_path, chain, chain.private_keys[0]), "deploy", "--chains-file", str(written))
+    assert done.code == 0, done.err
+    address = done.out.split()[3]
+    assert written.stat().st_mode & 0o777 == 0o600 and not list(written.parent.glob("*.partial"))
+    served = load_settings(data_dir=tmp_path, chains_file=written)
+    assert [(c.chain_id, c.rpc_urls, c.registry) for c in served.chains] == [(CHAIN_ID, [chain.url], address)]
+
+
 def test_deploy_with_another_admin_and_a_dry_run(
     cli: Cli, chain: Anvil, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,9 +1,9 @@
 """``python -m perps_api``: the sample venue API beside a development Portcullis (``make run`` starts both).
 
-Environment (read here only): PERPS_API_PORT (8100), PERPS_API_ISSUER (http://127.0.0.1:8000),
-PERPS_API_DATABASE (var/perps_api.db), PERPS_API_CLIENT_ID / PERPS_API_CLIENT_SECRET (the introspection
-client; without them POST /withdrawals fails closed with 503). ``make run`` passes the development client
-``perps-api`` and its secret (``portcullis dev perps-api-secret``).
+Environment (read here only): PERPS_API_HOST (127.0.0.1; the container image sets 0.0.0.0), PERPS_API_PORT
+(8100), PERPS_API_ISSUER (http://127.0.0.1:8000), PERPS_API_DATABASE (var/perps_api.db), PERPS_API_CLIENT_ID
+/ PERPS_API_CLIENT_SECRET (the introspection client; without them POST /withdrawals fails closed with 503).
+``make run`` passes the development client ``perps-api`` and its secret (``portcullis dev perps-api-secret``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from perps_api.app import Config, create_app
 
 
 def main() -> None:
+    host = os.environ.get("PERPS_API_HOST", "127.0.0.1")
     port = int(os.environ.get("PERPS_API_PORT", "8100"))
     issuer = os.environ.get("PERPS_API_ISSUER", "http://127.0.0.1:8000")
     database = Path(os.environ.get("PERPS_API_DATABASE", "var/perps_api.db"))
@@ -25,10 +26,10 @@ def main() -> None:
     auth = ClientAuth(client_id, secret=secret) if client_id and secret else None
     validator = Validator(issuer, introspection=auth)
     app = create_app(Config(database), validator)
-    print(f"perps API (sample resource server) on http://127.0.0.1:{port}, tokens from {issuer}", flush=True)
+    print(f"perps API (sample resource server) on http://{host}:{port}, tokens from {issuer}", flush=True)
     if auth is None:
         print("  no PERPS_API_CLIENT_ID/SECRET: POST /withdrawals answers 503 (introspection fails closed)")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 if __name__ == "__main__":
