@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 # The sample perps API (sdk/examples/perps_api, a resource server using the SDK) runs beside the server on
 # PERPS_API_PORT (8100) and stops with it. It introspects as the development client perps-api, whose random
 # secret `portcullis dev perps-api-secret` makes once in the data dir (refused, and never read, in production).
+# The demo dApp (frontend-demo/) is served by the server at /demo/ and calls that API (CORS for the issuer).
 run: $(STAMP)
 	export PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development}; \
 	  secret=$${PERPS_API_CLIENT_SECRET:-$$($(BIN)/portcullis dev perps-api-secret)}; \
@@ -30,6 +31,7 @@ run: $(STAMP)
 	  PERPS_API_ISSUER=$${PERPS_API_ISSUER:-$${PORTCULLIS_ISSUER:-http://127.0.0.1:$${PORTCULLIS_PORT:-8000}}} \
 	  PERPS_API_CLIENT_ID=$${PERPS_API_CLIENT_ID:-perps-api} PERPS_API_CLIENT_SECRET="$$secret" \
 	  PYTHONPATH=sdk/examples $(BIN)/python -m perps_api & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  PORTCULLIS_DEMO_API_URL=$${PORTCULLIS_DEMO_API_URL:-http://127.0.0.1:$${PERPS_API_PORT:-8100}} \
 	  $(BIN)/portcullis serve
 
 # The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.

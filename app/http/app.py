@@ -16,6 +16,7 @@ from app.chain.devchain import DevChain, dev_chain_routes, open_dev_chain
 from app.chain.follower import ChainChange
 from app.clock import Clock, Entropy
 from app.http.cors import CorsMiddleware
+from app.http.demo import demo_routes
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.pages import Pages
 from app.http.request_id import RequestIdMiddleware
@@ -43,6 +44,9 @@ def create_app(
         # blocks are journalled in the data dir, so grants survive a restart (docs/DEV_CHAIN.md, "State").
         dev_chain = open_dev_chain(settings.data_dir, clock=clock)
         routes += dev_chain_routes(dev_chain)
+    if settings.mode == "development":
+        # The demo dApp (frontend-demo/, docs in its README) and its public client: development only.
+        routes += demo_routes(settings, dev_chain.chain_id if dev_chain is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
