@@ -336,12 +336,17 @@ async function stepUp(challenge) {
   const extra = { acr_values: challenge.acr_values ?? MFA };
   if (challenge.max_age) extra.max_age = challenge.max_age;
   status("Going to Portcullis for the second factor...");
-  await oidc.startSignIn(state.config, state.as, {
-    scope: "openid vault:withdraw",
-    authorizationDetails: [{ type: "withdrawal", asset: wanted.asset, max_amount: "1000", destinations: [wanted.destination] }],
-    extra,
-    purpose: { kind: "stepup" },
-  });
+  try {
+    await oidc.startSignIn(state.config, state.as, {
+      scope: "openid vault:withdraw",
+      authorizationDetails: [{ type: "withdrawal", asset: wanted.asset, max_amount: "1000", destinations: [wanted.destination] }],
+      extra,
+      purpose: { kind: "stepup" },
+    });
+  } catch (exc) {
+    status("");
+    showError(`Could not start the step-up: ${exc.error_description ?? exc.message}`);
+  }
 }
 
 async function signOut() {

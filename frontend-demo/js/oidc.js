@@ -73,6 +73,7 @@ export async function startSignIn(config, as, { scope, authorizationDetails, ext
   const state = oauth.generateRandomState();
   const nonce = oauth.generateRandomNonce();
   const params = new URLSearchParams({
+    response_type: "code",
     redirect_uri: config.redirect_uri,
     scope,
     code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
@@ -136,8 +137,9 @@ export async function refresh(config, as, refreshToken) {
 // back as { response, challenge }: oauth4webapi throws on a WWW-Authenticate challenge, the page shows it.
 export async function apiCall(config, as, session, method, path, body) {
   const headers = new Headers(body ? { "Content-Type": "application/json" } : {});
-  const options = session.dpop ? { DPoP: await dpopHandle(config, as) } : {};
   const url = new URL(path, config.api_url);
+  const options = url.protocol === "http:" ? { [oauth.allowInsecureRequests]: true } : {};
+  if (session.dpop) options.DPoP = await dpopHandle(config, as);
   try {
     const response = await withNonceRetry(() =>
       oauth.protectedResourceRequest(session.access_token, method, url, headers, body ? JSON.stringify(body) : null, options),

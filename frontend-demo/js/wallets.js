@@ -47,8 +47,9 @@ export function walletErrorText(exc) {
 export async function connect(wallet) {
   const accounts = await wallet.provider.request({ method: "eth_requestAccounts" });
   if (!Array.isArray(accounts) || accounts.length === 0) throw new Error("the wallet gave no account");
-  // EIP-4361 wants the EIP-55 checksummed address; wallets often answer in lower case.
-  const address = globalThis.PortcullisKeccak.toChecksumAddress(accounts[0]);
+  // EIP-4361 wants the EIP-55 checksummed address; wallets often answer in lower case. PortcullisKeccak
+  // is the global of keccak.js, a classic script loaded before this module (index.html).
+  const address = PortcullisKeccak.toChecksumAddress(accounts[0]);
   return { address, chainId: await chainId(wallet) };
 }
 
