@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes, open_dev_chain
@@ -36,7 +37,7 @@ CHECKPOINT_TICK = 1.0  # seconds between looks at the audit head
 def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
-    routes = list(ROUTES)
+    routes: list[BaseRoute] = list(ROUTES)
     pages = Pages()  # read once per app, before the first request
     dev_chain: DevChain | None = None
     if settings.mode == "development" and settings.dev_chain:

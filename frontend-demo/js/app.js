@@ -219,7 +219,10 @@ function render() {
     session.path === "oidc"
       ? "through Portcullis' page (authorization code, PAR, PKCE, DPoP-bound tokens)"
       : "in this dApp (Sign-In with Ethereum at /siwe/verify)";
-  $("session-acr").textContent = words.acrText(session.claims.acr, session.claims.amr);
+  const stepped = session.stepup
+    ? `; for withdrawals until ${words.when(session.stepup.expires_at)}: ${words.acrText(session.stepup.claims.acr, session.stepup.claims.amr)}`
+    : "";
+  $("session-acr").textContent = words.acrText(session.claims.acr, session.claims.amr) + stepped;
   $("session-expiry").textContent =
     `expires ${words.when(session.expires_at)}` +
     (session.refresh_token ? `; renewed silently ${REFRESH_LEAD_SECONDS} s before` : "; no refresh token") +

@@ -142,7 +142,9 @@ def check_wallets_and_chain(result: dict[str, Any]) -> None:
     names = [w["name"] for w in result["wallets"]]
     assert names == ["Test Wallet A", "Test Wallet B"], result["wallets"]
     assert all(w["icon"].startswith("data:image/svg+xml") for w in result["wallets"]), result["wallets"]
-    assert f"this venue signs in on chain {CHAIN_ID}" in result["wrong_chain_text"], result["wrong_chain_text"]
+    assert f"this venue signs in on chain {CHAIN_ID}" in result["wrong_chain_text"], result[
+        "wrong_chain_text"
+    ]
     assert result["siwe_button_disabled_on_wrong_chain"] is True
     # the wallet did not know the chain (4902): the dApp offered to add it with the dev chain's RPC URL
     (added,) = result["wallet_added_chains"]
@@ -159,7 +161,9 @@ def check_trading(result: dict[str, Any]) -> None:
 
 
 def check_step_up_and_sign_out(v: Venue, result: dict[str, Any], amr: set[str]) -> None:
-    assert "This withdrawal needs a second factor." in result["withdraw_challenge"], result["withdraw_challenge"]
+    assert "This withdrawal needs a second factor." in result["withdraw_challenge"], result[
+        "withdraw_challenge"
+    ]
     assert result["withdraw_after_step_up"].startswith("Withdrawal accepted: 500 USDC to eip155:1:"), result
     claims = result["step_up_claims"]
     assert claims["acr"] == MFA_ACR and amr <= set(claims["amr"]), claims
@@ -190,7 +194,10 @@ def test_sign_in_here_trade_and_step_up_with_a_code(loopback: Venue, tmp_path: P
     assert "You rejected the request in your wallet" in result["rejected_text"], result["rejected_text"]
     assert not [r for r in result["requests_after_rejection"] if "/siwe/verify" in r], result
     session = result["session"]
-    assert session["path"] == "siwe" and session["claims"]["sub"] == f"did:pkh:eip155:{CHAIN_ID}:{PROFESSIONAL.address}"
+    assert (
+        session["path"] == "siwe"
+        and session["claims"]["sub"] == f"did:pkh:eip155:{CHAIN_ID}:{PROFESSIONAL.address}"
+    )
     text = result["session_text"]
     assert PROFESSIONAL.address in text and "in this dApp (Sign-In with Ethereum" in text, text
     assert "Trade perpetual futures" in text and "See your positions and orders" in text, text
