@@ -138,7 +138,7 @@ def explain(result: dict[str, Any]) -> str:
     return (json.dumps(first, indent=1) + "\n" + json.dumps(rest, indent=1))[:8000]
 
 
-def check_wallets_and_chain(result: dict[str, Any]) -> None:
+def check_wallets_and_chain(result: dict[str, Any], *, wallet_knew_the_chain: bool = False) -> None:
     names = [w["name"] for w in result["wallets"]]
     assert names == ["Test Wallet A", "Test Wallet B"], result["wallets"]
     assert all(w["icon"].startswith("data:image/svg+xml") for w in result["wallets"]), result["wallets"]
@@ -146,9 +146,13 @@ def check_wallets_and_chain(result: dict[str, Any]) -> None:
         "wrong_chain_text"
     ]
     assert result["siwe_button_disabled_on_wrong_chain"] is True
-    # the wallet did not know the chain (4902): the dApp offered to add it with the dev chain's RPC URL
-    (added,) = result["wallet_added_chains"]
-    assert added["chainId"] == hex(CHAIN_ID) and added["rpcUrls"][0].endswith("/dev/chain/rpc"), added
+    assert "wallet_switchEthereumChain" in result["wallet_calls"], result["wallet_calls"]
+    if wallet_knew_the_chain:
+        assert result["wallet_added_chains"] == [], result["wallet_added_chains"]
+    else:
+        # the wallet did not know the chain (4902): the dApp offered to add it with the dev chain's RPC URL
+        (added,) = result["wallet_added_chains"]
+        assert added["chainId"] == hex(CHAIN_ID) and added["rpcUrls"][0].endswith("/dev/chain/rpc"), added
     assert f"chain {CHAIN_ID}" in result["connected_text"], result["connected_text"]
 
 
@@ -222,13 +226,14 @@ def test_sign_in_with_portcullis_and_step_up_with_a_passkey(localhost: Venue, tm
         path="oidc",
         wallet_key=PROFESSIONAL.private_key,
         wallet_chain_id=1,
+        known_chains=[1, CHAIN_ID],  # this wallet switches at once, without adding the chain
         step_up="passkey",
         passkey_bearer=wallet_access_token(localhost.server, PROFESSIONAL.private_key),
         virtual_authenticator=True,
     )
     assert result["ok"], explain(result)
     assert result["passkey"] == {"finish_status": 201, "credentials": 1}, result["passkey"]
-    check_wallets_and_chain(result)
+    check_wallets_and_chain(result, wallet_knew_the_chain=True)
     session = result["session"]
     # oauth4webapi's code flow: a pushed request, then DPoP-bound tokens for this public client
     assert session["path"] == "oidc" and session["dpop"] is True, session
