@@ -164,6 +164,14 @@ def check_trading(result: dict[str, Any]) -> None:
     assert "leverage" in over, over
 
 
+def check_refresh(result: dict[str, Any]) -> None:
+    assert result["refresh"]["changed"] and "renewed" in result["refresh"]["status"], result["refresh"]
+    assert result["refresh"]["dpop"], result["refresh"]  # refreshed at /token with this tab's DPoP key
+    # the page's own timer renewed a token 31 s from its end, after a reload, without a click
+    silent = result["silent_refresh"]
+    assert silent["changed"] and silent["expires_in"] > 300, silent
+
+
 def check_step_up_and_sign_out(v: Venue, result: dict[str, Any], amr: set[str]) -> None:
     assert "This withdrawal needs a second factor." in result["withdraw_challenge"], result[
         "withdraw_challenge"
@@ -212,7 +220,7 @@ def test_sign_in_here_trade_and_step_up_with_a_code(loopback: Venue, tmp_path: P
     assert "Country of residence: DE" in text, text
     assert "your wallet's signature (acr urn:portcullis:acr:wallet; amr: wallet signature)" in text, text
     check_trading(result)
-    assert result["refresh"]["changed"] and "renewed" in result["refresh"]["status"], result["refresh"]
+    check_refresh(result)
     check_step_up_and_sign_out(loopback, result, {"siwe", "otp", "mfa"})
     assert len(list(tmp_path.glob("*.png"))) == len(result["screens"]) >= 12, result["screens"]
 
@@ -245,7 +253,7 @@ def test_sign_in_with_portcullis_and_step_up_with_a_passkey(localhost: Venue, tm
     assert "through Portcullis' page (authorization code, PAR, PKCE, DPoP-bound tokens)" in text, text
     assert "DPoP-bound to this tab's key" in text and "at up to 20x leverage" in text, text
     check_trading(result)
-    assert result["refresh"]["changed"] and result["refresh"]["dpop"], result["refresh"]
+    check_refresh(result)
     check_step_up_and_sign_out(localhost, result, {"siwe", "hwk", "mfa"})
 
 

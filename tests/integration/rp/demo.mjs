@@ -188,6 +188,15 @@ const scenarios = {
     await page.waitForFunction(() => /renewed|Could not renew/.test(document.getElementById("status").innerText + document.getElementById("error").innerText));
     const after = await session(page);
     result.refresh = { status: await text(page, "#status"), error: await text(page, "#error"), changed: after.access_token !== before, dpop: after.dpop };
+    // Silent refresh: a session whose token is within the refresh lead of its end (as if 14.5 minutes had
+    // passed) is renewed by the page's own timer after a reload, with no click.
+    const kept = await session(page);
+    await page.evaluate((s) => sessionStorage.setItem("portcullis-demo.session", JSON.stringify({ ...s, expires_at: Math.floor(Date.now() / 1000) + 31 })), kept);
+    await page.reload();
+    await demoReady(page);
+    await page.waitForFunction(() => /renewed/.test(document.getElementById("status").innerText), null, { timeout: 20000 });
+    const silent = await session(page);
+    result.silent_refresh = { changed: silent.access_token !== kept.access_token, expires_in: silent.expires_at - Date.now() / 1000 };
     if (input.step_up) await stepUp(page, wallet);
     result.last_access_token = (await session(page)).access_token;
     await page.click("#signout");
