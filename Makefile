@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 NODE_STAMP := contracts/node_modules/.installed
 RP_STAMP   := tests/integration/rp/node_modules/.installed
 
-.PHONY: run test check lint typecheck bench clean contracts-deps rp-deps
+.PHONY: run test check lint typecheck bench clean contracts-deps rp-deps demo-vendor
 
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml sdk/python/pyproject.toml
 # The sample perps API (sdk/examples/perps_api, a resource server using the SDK) runs beside the server on
 # PERPS_API_PORT (8100) and stops with it. It introspects as the development client perps-api, whose random
 # secret `portcullis dev perps-api-secret` makes once in the data dir (refused, and never read, in production).
+# The demo dApp (frontend-demo/) is served by the server at /demo/ and calls that API (CORS for the issuer).
 run: $(STAMP)
 	export PORTCULLIS_MODE=$${PORTCULLIS_MODE:-development}; \
 	  secret=$${PERPS_API_CLIENT_SECRET:-$$($(BIN)/portcullis dev perps-api-secret)}; \
@@ -30,6 +31,7 @@ run: $(STAMP)
 	  PERPS_API_ISSUER=$${PERPS_API_ISSUER:-$${PORTCULLIS_ISSUER:-http://127.0.0.1:$${PORTCULLIS_PORT:-8000}}} \
 	  PERPS_API_CLIENT_ID=$${PERPS_API_CLIENT_ID:-perps-api} PERPS_API_CLIENT_SECRET="$$secret" \
 	  PYTHONPATH=sdk/examples $(BIN)/python -m perps_api & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  PORTCULLIS_DEMO_API_URL=$${PORTCULLIS_DEMO_API_URL:-http://127.0.0.1:$${PERPS_API_PORT:-8100}} \
 	  $(BIN)/portcullis serve
 
 # The contract tests need solc-js and anvil from npm. Without npm they are skipped with that reason.
@@ -46,6 +48,17 @@ rp-deps:
 	  if [ ! -f $(RP_STAMP) ] || [ tests/integration/rp/package-lock.json -nt $(RP_STAMP) ]; then \
 	    npm ci --prefix tests/integration/rp --no-audit --no-fund && touch $(RP_STAMP); fi; \
 	else echo "npm not found: the openid-client and browser tests will be skipped"; fi
+
+# The demo dApp's one library, oauth4webapi, is committed as npm publishes it (frontend-demo/vendor/, with its
+# licence). This fetches that version again through npm (which checks the registry's integrity hash) and
+# checks the files against the committed SHA256SUMS: run it to see that the vendored copy is untouched.
+OAUTH4WEBAPI_VERSION := 3.8.8
+demo-vendor:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent oauth4webapi@$(OAUTH4WEBAPI_VERSION) >/dev/null && \
+	  tar xzf oauth4webapi-$(OAUTH4WEBAPI_VERSION).tgz) && \
+	  cp $$tmp/package/build/index.js frontend-demo/vendor/oauth4webapi.js && \
+	  cp $$tmp/package/LICENSE.md frontend-demo/vendor/oauth4webapi.LICENSE.md && rm -rf $$tmp
+	cd frontend-demo/vendor && sha256sum -c SHA256SUMS
 
 test: $(STAMP) contracts-deps rp-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +23,7 @@ from app.clock import Clock, Entropy, SystemClock, SystemEntropy
 from app.metrics import Metrics
 from app.mfa.service import MfaService, MfaSettings
 from app.mfa.webauthn import RelyingParty
+from app.oauth import origins
 from app.oauth.client_jwks import CachedClientKeys, HttpJwksFetcher
 from app.oauth.client_secrets import SecretVerifier
 from app.oauth.clients import Client, ClientRegistry, parse_client, read_clients
@@ -49,6 +51,10 @@ DEV_SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 # The sample perps API's introspection client (sdk/examples/perps_api, docs/RESOURCE_SERVER.md).
 PERPS_API_CLIENT_ID = "perps-api"
 PERPS_API_SECRET_FILE = "perps-api-client.secret"  # noqa: S105 (a file name)
+# The demo dApp's public client (frontend-demo/, served at /demo/ in development: app/http/demo.py).
+DEMO_CLIENT_ID = "frontend-demo"
+DEMO_PATH = "/demo/"
+DEMO_SCOPES = ("openid", "compliance", "portfolio:read", "perps:trade", "vault:withdraw")
 
 
 def development_secret(data_dir: Path, file_name: str = DEV_SECRET_FILE) -> bytes:
@@ -73,13 +79,39 @@ def server_secret(settings: Settings) -> bytes:
     return development_secret(settings.data_dir)
 
 
+def demo_client(settings: Settings) -> Client:
+    """The dApp of frontend-demo/, served at ``<issuer>/demo/`` in development: a public client (a page
+    keeps no secret) that signs in both ways, through the hosted page (PAR, PKCE, DPoP) and in the page
+    itself (``siwe_domains``: the issuer's own host, since the demo is served beside it)."""
+    page = f"{settings.issuer}{DEMO_PATH}"
+    origin = origins.serialize(settings.issuer) or settings.issuer
+    client = {
+        "client_id": DEMO_CLIENT_ID,
+        "client_name": "Portcullis demo dApp (development)",
+        "redirect_uris": [page],
+        "post_logout_redirect_uris": [page],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "scope": list(DEMO_SCOPES),
+        "token_endpoint_auth_method": "none",
+        "siwe_domains": [urlsplit(settings.issuer).netloc],
+        "allowed_origins": [origin],
+        "dpop_bound_access_tokens": True,
+        "require_pushed_authorization_requests": True,
+    }
+    return parse_client(client)
+
+
 def development_clients(settings: Settings) -> list[Client]:
-    """Development only: the sample perps API's confidential client, allowed to introspect, once
-    ``portcullis dev perps-api-secret`` (which ``make run`` calls) has made its random secret in the data
-    dir. Production never reads that file, so no development secret is ever accepted there."""
-    path = settings.data_dir / PERPS_API_SECRET_FILE
-    if settings.mode != "development" or not path.is_file():
+    """Development only: the demo dApp's public client (:func:`demo_client`), and the sample perps API's
+    confidential client, allowed to introspect, once ``portcullis dev perps-api-secret`` (which ``make
+    run`` calls) has made its random secret in the data dir. Production registers neither and never reads
+    that file, so no development client or secret is ever accepted there."""
+    if settings.mode != "development":
         return []
+    path = settings.data_dir / PERPS_API_SECRET_FILE
+    if not path.is_file():
+        return [demo_client(settings)]
     client = {
         "client_id": PERPS_API_CLIENT_ID,
         "client_name": "Sample perps API (development)",
@@ -89,7 +121,7 @@ def development_clients(settings: Settings) -> list[Client]:
         "token_endpoint_auth_method": "client_secret_basic",
         "client_secret": path.read_bytes().strip().decode(),
     }
-    return [parse_client(client)]
+    return [demo_client(settings), parse_client(client)]
 
 
 def client_registry(settings: Settings) -> ClientRegistry:

@@ -245,6 +245,8 @@ class Settings(BaseSettings):
     # Development only: run an in-process EVM with the registry deployed and demo accounts seeded, and
     # serve its JSON-RPC at /dev/chain/rpc for the CLI and browser wallets.
     dev_chain: bool = True
+    # Development only: the sample perps API the dApp at /demo/ calls (frontend-demo/, make run starts it).
+    demo_api_url: str = "http://127.0.0.1:8100"
     # Signer for `portcullis registry` writes: a hex private key, or an encrypted keystore file + password.
     registry_key: SecretStr | None = None
     registry_keystore: Path | None = None

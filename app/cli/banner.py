@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from urllib.parse import urlsplit
 
-from app.bootstrap import PERPS_API_CLIENT_ID, PERPS_API_SECRET_FILE, development_clients
+from app.bootstrap import (
+    DEMO_CLIENT_ID,
+    DEMO_PATH,
+    PERPS_API_CLIENT_ID,
+    PERPS_API_SECRET_FILE,
+    development_clients,
+)
 from app.chain.devchain import RPC_PATH, DevChain
 from app.chain.devchain_journal import journal_path
 from app.cli.failures import shown_url
@@ -48,6 +54,10 @@ def start_up_rows(settings: Settings, dev_chain: DevChain | None) -> list[Row]:
         secret = settings.data_dir / PERPS_API_SECRET_FILE
         rows.append(
             ("dev client", f"{PERPS_API_CLIENT_ID} (the sample perps API introspects; secret in {secret})")
+        )
+    if any(c.client_id == DEMO_CLIENT_ID for c in development_clients(settings)):
+        rows.append(
+            ("demo dApp", f"{settings.issuer}{DEMO_PATH} (open it in a browser; frontend-demo/README.md)")
         )
     if settings.compliance == "off":
         rows.append(("compliance", "OFF: no on-chain compliance gate"))

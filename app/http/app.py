@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from app import bootstrap
 from app.chain.devchain import DevChain, dev_chain_routes, open_dev_chain
@@ -17,6 +18,7 @@ from app.chain.follower import ChainChange
 from app.clock import Clock, Entropy
 from app.http.access_log import AccessLog
 from app.http.cors import CorsMiddleware
+from app.http.demo import demo_routes
 from app.http.errors import HANDLERS, unexpected_error
 from app.http.metrics import metrics_listener, metrics_route
 from app.http.openapi import openapi_route
@@ -41,7 +43,7 @@ METRICS_SAMPLE_SECONDS = 5.0  # multiprocess mode: how often a worker refreshes 
 def create_app(
     settings: Settings, *, clock: Clock | None = None, entropy: Entropy | None = None
 ) -> Starlette:
-    routes = [*ROUTES, openapi_route()]
+    routes: list[BaseRoute] = [*ROUTES, openapi_route()]
     pages = Pages()  # read once per app, before the first request
     # The app's instruments, in a registry of its own (docs/DEPLOY.md, "Metrics"); counted even when not
     # served, so switching the exposition on changes nothing else.
@@ -55,6 +57,9 @@ def create_app(
         # blocks are journalled in the data dir, so grants survive a restart (docs/DEV_CHAIN.md, "State").
         dev_chain = open_dev_chain(settings.data_dir, clock=clock)
         routes += dev_chain_routes(dev_chain)
+    if settings.mode == "development":
+        # The demo dApp (frontend-demo/, docs in its README) and its public client: development only.
+        routes += demo_routes(settings, dev_chain.chain_id if dev_chain is not None else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -144,5 +144,6 @@ def test_banner_rows_of_the_development_chain(tmp_path: Path) -> None:
     assert rows["chain 31337"] == "development chain, registry 0x5FbDB2315678afecb367f032d93F642f64180aa3"
     assert rows["dev chain rpc"] == "http://127.0.0.1:8000/dev/chain/rpc"
     assert rows["dev chain file"].startswith(f"{journal_path(tmp_path)} (new chain;")
+    assert rows["demo dApp"].startswith("http://127.0.0.1:8000/demo/ (open it in a browser")
     extended = [*banner.start_up_rows(settings, None), ("sample api", "http://127.0.0.1:8001")]
     assert banner.render(extended).endswith("sample api  http://127.0.0.1:8001")

@@ -148,6 +148,27 @@ def test_a_stepped_up_withdrawal_is_introspected_under_make_run(make_run: Path) 
     assert answer.status_code == 200 and answer.json()["active"] is True
 
 
+def test_make_run_serves_the_demo_dapp_beside_the_api_it_calls(make_run: Path) -> None:
+    """The demo dApp (frontend-demo/) at /demo/, told where the sample API is, which lets its origin call."""
+    base, api = f"http://127.0.0.1:{SERVER_PORT}", f"http://127.0.0.1:{API_PORT}"
+    assert "Portcullis demo dApp" in httpx.get(f"{base}/demo/", timeout=30).text
+    config = httpx.get(f"{base}/demo/config.json", timeout=30).json()
+    assert config["api_url"] == api and config["redirect_uri"] == f"{base}/demo/", config
+    assert config["chain_rpc_url"] == f"{base}/dev/chain/rpc", config
+    preflight = httpx.options(
+        f"{api}/orders",
+        headers={
+            "Origin": base,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "dpop",
+        },
+        timeout=30,
+    )
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == base
+    offer = httpx.post(f"{base}/siwe/nonce", json={"client_id": "frontend-demo"}, headers={"Origin": base})
+    assert offer.status_code == 201 and offer.json()["domain"] == f"127.0.0.1:{SERVER_PORT}", offer.text
+
+
 def test_production_never_accepts_the_development_client(tmp_path: Path) -> None:
     """A data dir holding the development client's secret, served in production: that client does not
     exist there (401 invalid_client), and the CLI refuses to make or print its secret."""

@@ -19,6 +19,7 @@ from typing import Any
 from portcullis_resource import Validator, require_detail
 from portcullis_resource.starlette import Protected, install
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,6 +35,8 @@ ORDER_TYPES = ("market", "limit")
 class Config:
     database: Path
     public_origin: str | None = None  # the origin clients call (their DPoP htu), when behind a proxy
+    # Browser pages allowed to call the API (CORS), e.g. the demo dApp at the issuer's /demo/. None: none.
+    allowed_origins: tuple[str, ...] = ()
 
 
 class BadRequest(Exception):
@@ -166,5 +169,16 @@ def create_app(config: Config, validator: Validator) -> Starlette:
         lifespan=lifespan,
     )
     install(app, validator)
+    if config.allowed_origins:
+        # A page on another origin sends the token and its DPoP proof, and must read the RFC 6750 / 9449
+        # challenges (WWW-Authenticate, DPoP-Nonce) to step up or retry; no cookies, so no credentials.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.allowed_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type", "dpop"],
+            expose_headers=["WWW-Authenticate", "DPoP-Nonce"],
+            max_age=600,
+        )
     app.state.store = store
     return app

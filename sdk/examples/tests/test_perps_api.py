@@ -185,3 +185,32 @@ async def test_withdrawal_steps_up_then_is_refused_once_the_wallet_is_revoked(wo
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"] == "invalid_token"
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+
+
+async def test_a_page_on_an_allowed_origin_may_call_and_read_the_step_up_challenge(tmp_path: Path) -> None:
+    """CORS for the demo dApp's origin (Config.allowed_origins): the preflight allows the token, the DPoP
+    proof and JSON; a refusal exposes WWW-Authenticate; another origin gets no allow header."""
+    page = "http://127.0.0.1:8000"
+    validator = Validator(ISSUER, http=httpx.AsyncClient(base_url=ISSUER))
+    app = create_app(Config(tmp_path / "perps.db", allowed_origins=(page,)), validator)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=VENUE) as venue:
+        preflight = await venue.options(
+            "/withdrawals",
+            headers={
+                "Origin": page,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, dpop, content-type",
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == page
+        allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+        assert {"authorization", "dpop", "content-type"} <= allowed
+        assert "access-control-allow-credentials" not in preflight.headers
+        refused = await venue.post("/withdrawals", json={}, headers={"Origin": page})
+        assert refused.status_code == 401 and "WWW-Authenticate" in refused.headers
+        exposed = refused.headers["access-control-expose-headers"]
+        assert "WWW-Authenticate" in exposed and "DPoP-Nonce" in exposed
+        foreign = await venue.get("/positions", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in foreign.headers
+    app.state.store.close()
