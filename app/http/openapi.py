@@ -292,6 +292,27 @@ OPERATIONS: list[Row] = [
     ("/register/{client_id}", "delete", "RFC 7592 delete a client", None, {"204": ("deleted", None)}),
     ("/health", "get", "The process answers", None, {"200": ("ok", _json("Status"))}),
     (
+        "/demo",
+        "get",
+        "Development only: the frontend-demo dApp (static files under /demo/)",
+        None,
+        {"200": ("the page", HTML)},
+    ),
+    (
+        "/demo/config.json",
+        "get",
+        "Development only: the demo dApp's issuer, client, chain and API URLs",
+        None,
+        {"200": ("the configuration", _json(ANY_OBJECT))},
+    ),
+    (
+        "/demo/keccak.js",
+        "get",
+        "Development only: the EIP-55 checksum script the demo shares with the hosted page",
+        None,
+        {"200": ("the script", {"text/javascript": {"schema": STR}})},
+    ),
+    (
         "/ready",
         "get",
         "Database, Redis and the audit sink are usable",
