@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
 from app.errors import AccessDenied
+from app.http.authorize import page_headers, page_nonce
 from app.http.body import read_json_object, string_field
 from app.http.errors import NO_STORE
+from app.http.pages import Pages
 from app.oauth import bearer, delegation
 from app.oauth.provider import Provider
 
@@ -67,7 +69,15 @@ def delegation_routes(meta: MetaOf) -> list[Route]:
         )
         return JSONResponse(delegation.describe(record, p.clock.now()), headers=NO_STORE)
 
+    async def manage(request: Request) -> Response:
+        p = _provider(request)
+        nonce = page_nonce()
+        view = {"issuer": p.settings.issuer, "max_days": p.settings.delegation_max_seconds // 86400}
+        pages: Pages = request.app.state.pages
+        return HTMLResponse(pages.delegations(view, script_nonce=nonce), headers=page_headers(nonce))
+
     return [
+        Route("/delegations/manage", manage, methods=["GET"]),
         Route("/delegations", create, methods=["POST"]),
         Route("/delegations", listing, methods=["GET"]),
         Route("/delegations/{delegation_id}", remove, methods=["DELETE"]),
