@@ -3,7 +3,8 @@
 resource-server SDK) and is refused an over-cap one; the wallet revokes and the next token request is
 refused and introspection says inactive. Then on a real ``portcullis serve`` with its development chain:
 the compliance officer revokes the wallet with ``portcullis registry revoke`` and the delegation ends by
-itself (``delegation.revoked``, reason not_eligible); ``portcullis delegations list|revoke`` for the operator."""
+itself (``delegation.revoked``, reason not_eligible); ``portcullis delegations list|revoke`` for the
+operator."""
 
 from __future__ import annotations
 

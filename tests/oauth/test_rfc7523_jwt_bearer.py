@@ -205,15 +205,13 @@ async def test_a_policy_change_narrows_at_the_next_token(h: Harness) -> None:
     )
     assert first["scope"] == "perps:trade portfolio:read"
     provider = h.app.state.provider
-    text = (
-        Path("policy/default.toml")
-        .read_text()
-        .replace(
-            'investor_classes = ["retail", "professional", "eligible_counterparty"]\nresidence_deny = ["@us", "@embargoed"]\nforbidden_flags = ["us_person", "frozen"]\nmax_aml_risk = 2\nacr = "urn:portcullis:acr:wallet"\nmax_token_lifetime = 900\n# What',
-            'investor_classes = ["eligible_counterparty"]\nresidence_deny = ["@us", "@embargoed"]\nforbidden_flags = ["us_person", "frozen"]\nmax_aml_risk = 2\nacr = "urn:portcullis:acr:wallet"\nmax_token_lifetime = 900\n# What',
-            1,
-        )
-    )
+    # The policy now lets only eligible counterparties trade perps (the first investor_classes line of
+    # [scopes."perps:trade"]): the professional's live delegation narrows at its next token.
+    source = Path("policy/default.toml").read_text()
+    perps = source.index('[scopes."perps:trade"]')
+    old = 'investor_classes = ["retail", "professional", "eligible_counterparty"]'
+    at = source.index(old, perps)
+    text = source[:at] + 'investor_classes = ["eligible_counterparty"]' + source[at + len(old) :]
     changed = Path(h.settings.data_dir) / "policy.toml"
     changed.write_text(text)
     provider.trading_policy = load_policy(changed)
@@ -232,3 +230,16 @@ async def test_detail_is_kept_within_the_policys_cap(h: Harness) -> None:
     [detail] = created.json()["granted"]["authorization_details"]
     assert detail["max_leverage"] == 20  # the professional class's cap, not the 50 signed for
     assert created.json()["granted"]["narrowed"]
+
+
+async def test_each_delegate_key_has_its_own_rate_limit(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, database_url=sqlite_url, dev_chain=True, rate_limits=True)
+    async with running_app(settings, FakeClock()) as limited:
+        bot, other = Bot(), Bot()
+        first = (await delegate(limited, PROFESSIONAL, bot)).json()["delegation_id"]
+        second = (await delegate(limited, PROFESSIONAL, other)).json()["delegation_id"]
+        answers = [(await bot_token(limited, bot, first)).status_code for _ in range(21)]
+        assert answers[:20] == [200] * 20 and answers[20] == 429  # bot:client, burst 20
+        assert (await bot_token(limited, other, second)).status_code == 200  # another key's budget
+        checks = [d["check"] for t, _, d in await audit_types(limited) if t == "delegation.refused"]
+        assert checks == ["rate_limit"]

@@ -47,7 +47,12 @@ def uri_of(doc: object) -> str:
 def test_spec_message_verifies() -> None:
     message = siwe.parse(SPEC_MESSAGE)
     found = recap.extract(message.statement, message.resources or ())
-    assert list(found.att) == ["https://example.com", "my:resource:uri.1", "my:resource:uri.2", "my:resource:uri.3"]
+    assert list(found.att) == [
+        "https://example.com",
+        "my:resource:uri.1",
+        "my:resource:uri.2",
+        "my:resource:uri.3",
+    ]
     assert recap.statement_for(found) == message.statement
     assert recap.encode_uri(found) == message.resources[-1]  # type: ignore[index]
 
