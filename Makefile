@@ -82,6 +82,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/limiter_overhead.py
 	# Needs wrk (apt-get install -y wrk) and node/npm; it runs `npm ci` in bench/peers/node-oidc-provider.
 	$(BIN)/python bench/token_endpoint.py
+	$(BIN)/python bench/bot_tokens.py
 	$(BIN)/python bench/client_auth_timing.py
 	# Needs node and redis-server; its signinwithethereum/oidc-provider column needs a local build under
 	# bench/peers/siwe-oidc-provider/ (never committed) and is skipped with a line saying so without one.

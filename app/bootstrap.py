@@ -42,6 +42,7 @@ from app.storage.records import AuditRecord
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
 from app.storage.sql_clients import SqlClientStore
+from app.storage.sql_delegations import SqlDelegationStore
 from app.storage.sql_jtis import SqlAssertionJtiStore, SqlDpopJtiStore
 from app.storage.sql_mfa import SqlFactorStore
 
@@ -244,6 +245,7 @@ async def start(
         dpop_jtis=SqlDpopJtiStore(engine, clock.now, store.write_lock),
         dpop_nonce_key=hashlib.sha256(b"portcullis dpop nonce\x00" + secret).digest(),
         csrf_key=hashlib.sha256(b"portcullis csrf\x00" + secret).digest(),
+        delegations=SqlDelegationStore(engine, entry_hash, store.write_lock),
         metrics=metrics,
     )
     # RFC 7591/7592: dynamic clients join the static ones before the first request (docs/CLIENTS.md).

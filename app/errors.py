@@ -90,6 +90,13 @@ class InvalidToken(OAuthError):
         return {"WWW-Authenticate": challenge}
 
 
+class NotFound(OAuthError):
+    """The named resource (a delegation) does not exist, or not for this caller."""
+
+    error = "not_found"
+    status = 404
+
+
 class MissingToken(OAuthError):
     """RFC 6750 section 3.1: no credentials were sent; the challenge carries no error code."""
 

@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     # RFC 9449 section 8: require DPoP proofs at the token endpoint to carry a server-issued nonce.
     dpop_nonces: bool = False
 
+    # Delegations to trading bots (docs/DELEGATION.md): the longest a signed delegation may run (its
+    # Expiration Time minus Issued At; the policy's maximum, default 30 days), and how long a bot's access
+    # token lives (short: revocation reaches resource servers that do not introspect within it).
+    delegation_max_seconds: int = Field(default=30 * 86400, ge=300, le=365 * 86400)
+    delegation_token_ttl_seconds: int = Field(default=300, ge=30, le=900)
+
     # The trading policy (docs/POLICY.md): scopes, their requirements and the authorization details rules.
     # Default: the shipped policy/default.toml.
     policy_file: Path | None = None

@@ -105,8 +105,8 @@ def test_an_undocumented_route_is_caught(tmp_path: Path) -> None:
     text = API_MD.read_text(encoding="utf-8").replace("`POST /revoke`", "")
     everywhere = ", ".join(served["POST", "/revoke"])
     assert undocumented(served, text) == [f"`POST /revoke` (served in {everywhere})"]
-    extra = {**served, ("POST", "/delegations"): ["development"]}
-    assert "`POST /delegations` (served in development)" in undocumented(extra, text)
+    extra = {**served, ("POST", "/no-such-route"): ["development"]}
+    assert "`POST /no-such-route` (served in development)" in undocumented(extra, text)
 
 
 # Markdown inline links and images, [text](target) / ![alt](target), and reference definitions [id]: target.

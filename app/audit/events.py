@@ -49,6 +49,11 @@ CLIENT_DELETED = "client.deleted"
 # An operator's write to the chain with `portcullis registry` (app/cli/registry_audit.py): who, the command
 # (no keys), the chain id and the transaction hashes.
 OPERATOR_REGISTRY_WRITE = "operator.registry_write"
+# Delegations to trading bots (docs/DELEGATION.md): each with the delegate key's RFC 7638 thumbprint.
+DELEGATION_CREATED = "delegation.created"
+DELEGATION_USED = "delegation.used"
+DELEGATION_REFUSED = "delegation.refused"
+DELEGATION_REVOKED = "delegation.revoked"
 
 # Every event type the code writes, in the order of docs/AUDIT.md's catalogue, which documents each
 # (tests/audit/test_event_catalogue.py holds the two together).
@@ -79,6 +84,10 @@ EVENT_TYPES = (
     CLIENT_DELETED,
     CLIENT_AUTH_FAILED,
     OPERATOR_REGISTRY_WRITE,
+    DELEGATION_CREATED,
+    DELEGATION_USED,
+    DELEGATION_REFUSED,
+    DELEGATION_REVOKED,
 )
 
 SUCCESS = "success"

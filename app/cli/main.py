@@ -15,6 +15,7 @@ from typing import TextIO
 
 from app.audit.events import RequestMeta
 from app.chain.types import ComplianceDecision
+from app.cli import delegations as delegations_cli
 from app.cli import dev as dev_cli
 from app.cli import policy as policy_cli
 from app.cli import registry as registry_cli
@@ -321,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cli.add_parser(sub)
     policy_cli.add_parser(sub)
     dev_cli.add_parser(sub)
+    delegations_cli.add_parser(sub)
     sub.choices["policy"].set_defaults(fn=_policy)
     return parser
 

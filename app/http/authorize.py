@@ -59,6 +59,11 @@ def _nonce() -> str:
     return base64.b64encode(secrets.token_bytes(18)).decode()
 
 
+# The hosted pages' CSP and nonce, for the other pages of the server (app.http.delegations).
+page_headers = _csp
+page_nonce = _nonce
+
+
 def binding_cookie(p: Provider, interaction_id: str) -> tuple[str, str]:
     """Name and path of an interaction's browser-binding cookie (RFC 6265bis 4.1.3.2).
 

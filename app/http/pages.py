@@ -37,9 +37,12 @@ class Pages:
     def __init__(self) -> None:
         self._signin = Template(self._read("signin.html"))
         self._error = Template(self._read("error.html"))
+        self._delegations = Template(self._read("delegations.html"))
+        self._delegations_script = "\n".join(self._read(n) for n in ("keccak.js", "delegations.js"))
         self._css = self._read("pages.css")
         self._script = "\n".join(self._read(name) for name in ("keccak.js", "passkey.js", "signin.js"))
-        for name, text in (("pages.css", self._css), ("scripts", self._script)):
+        scripts = (("scripts", self._script), ("delegation scripts", self._delegations_script))
+        for name, text in (("pages.css", self._css), *scripts):
             if re.search(r"</(script|style)", text, re.IGNORECASE):
                 raise ValueError(f"{name} must not contain a closing script or style tag")
 
@@ -51,6 +54,15 @@ class Pages:
         """The sign-in and consent page for one interaction (see signin.js for the flow)."""
         return self._signin.substitute(
             nonce=_checked_nonce(script_nonce), css=self._css, script=self._script, view=script_json(view)
+        )
+
+    def delegations(self, view: Mapping[str, Any], *, script_nonce: str) -> str:
+        """The delegation page (docs/DELEGATION.md): create, list and revoke a wallet's bot delegations."""
+        return self._delegations.substitute(
+            nonce=_checked_nonce(script_nonce),
+            css=self._css,
+            script=self._delegations_script,
+            view=script_json(view),
         )
 
     def error(self, *, status: int, error: str, description: str, script_nonce: str) -> str:

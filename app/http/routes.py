@@ -14,6 +14,7 @@ from app.http import cors
 from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
+from app.http.delegations import delegation_routes
 from app.http.errors import NO_STORE, error_response, retry_after
 from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
@@ -168,6 +169,7 @@ ROUTES = [
     Route("/.well-known/oauth-authorization-server", openid_configuration, methods=["GET"]),
     *mfa_routes(_meta),
     *registration_routes(_meta),
+    *delegation_routes(_meta),
     *logout_routes(_meta),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),

@@ -17,7 +17,7 @@ from app.chain.types import ChainUnavailable, ComplianceDecision
 from app.errors import SignInRejected, TemporarilyUnavailable
 from app.oauth.provider import Provider
 from app.oidc.tokens import did_pkh
-from app.storage.records import ChainEventKey, SubjectRevocation
+from app.storage.records import AuditRecord, ChainEventKey, SubjectRevocation
 
 NOT_ELIGIBLE = "not_eligible"
 
@@ -87,8 +87,8 @@ REVOKING_EVENTS = frozenset(
 
 async def on_chain_change(p: Provider, change: ChainChange) -> None:
     """The log follower saw ``change``: record it (docs/AUDIT.md, "chain.change"), and end the wallet's
-    sessions if it is no longer eligible (refresh is refused from then on; access tokens run out within their
-    short life).
+    sessions and its delegations to bots if it is no longer eligible (refresh is refused from then on;
+    access tokens run out within their short life).
 
     Every replica's follower calls this for the same event. The entry, and the ending of sessions with its
     ``token.subject_revoked`` entry, are written in one transaction by the replica that first claims the
@@ -129,7 +129,20 @@ async def on_chain_change(p: Provider, change: ChainChange) -> None:
             data={"event": change.event, "block": change.block, "reasons": reasons},
             at=now,
         )
-        revocation = SubjectRevocation(subject, now, NOT_ELIGIBLE, revoked)
+
+        def delegation_revoked(delegation_id: str, jkt: str) -> AuditRecord:
+            return p.auditor.event(
+                events.DELEGATION_REVOKED,
+                events.SUCCESS,
+                meta,
+                reason=NOT_ELIGIBLE,
+                actor=subject,
+                data={"delegation_id": delegation_id, "delegate_jkt": jkt, "event": change.event},
+                at=now,
+            )
+
+        # The wallet's delegations to bots end in the same transaction (docs/DELEGATION.md).
+        revocation = SubjectRevocation(subject, now, NOT_ELIGIBLE, revoked, delegation_revoked)
     key = ChainEventKey(
         chain_id=change.chain_id,
         transaction_hash=change.log.transaction_hash,

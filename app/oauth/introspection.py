@@ -56,7 +56,8 @@ async def _access_token_state(p: Provider, token: str) -> dict[str, Any] | None:
     except InvalidToken:
         return None
     keep = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "acr", "amr", "auth_time", "sid")
-    extra = ("authorization_details", "compliance", "cnf", "wallet_address", "chain_id", "risk_level")
+    extra: tuple[str, ...] = ("authorization_details", "compliance", "cnf", "wallet_address", "chain_id")
+    extra += ("risk_level", "act", "delegation_id")
     token_type = "DPoP" if "cnf" in claims else "Bearer"
     return {"active": True, "token_type": token_type, **{k: claims[k] for k in keep + extra if k in claims}}
 

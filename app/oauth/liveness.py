@@ -2,7 +2,8 @@
 
 One rule for every place that accepts or describes an access token (userinfo, introspection): a token is
 live while its signature, type, issuer, audience and expiry hold (RFC 9068 section 4), its session (the
-refresh-token family named by ``sid``) has not been revoked, logged out or ended for reuse, the registry
+refresh-token family named by ``sid``) has not been revoked, logged out or ended for reuse, a bot's
+delegation (``delegation_id``, docs/DELEGATION.md) is still live, the registry
 record it was issued under has not passed its ``valid_until``, and, on a chain with compliance sources, its
 wallet is still eligible. Anything else raises :class:`InvalidToken`; an unreadable chain raises
 ``TemporarilyUnavailable`` (fail closed, never "live").
@@ -30,6 +31,11 @@ async def live_claims(p: Provider, token: str, *, any_audience: bool = False) ->
     sid = claims.get("sid")
     if isinstance(sid, str) and not await p.store.family_active(sid, now):
         raise InvalidToken("the access token has been revoked (its session has ended)")
+    delegation = claims.get("delegation_id")
+    if delegation is not None and not (
+        isinstance(delegation, str) and await p.delegations.active(delegation, now)
+    ):
+        raise InvalidToken("the access token's delegation has been revoked or has expired")
     chain_id, address = claims.get("chain_id"), claims.get("wallet_address")
     if isinstance(chain_id, int) and isinstance(address, str):
         decision = await compliance.decide(p, chain_id, address)

@@ -28,6 +28,7 @@ from app.risk.guard import Guard
 from app.risk.history import SignInHistory
 from app.settings import Settings
 from app.storage.authz_records import AuthzStore
+from app.storage.delegation_records import DelegationStore
 from app.storage.records import AuditLog, AuthStore, CheckpointStore, KeyStore
 
 
@@ -90,6 +91,7 @@ class Provider:
     dpop_nonce_key: bytes
     # Keys the hosted page's CSRF tokens (app.http.csrf: HMAC of the browser cookie); derived from the secret.
     csrf_key: bytes
+    delegations: DelegationStore  # a wallet's delegations to its bots (app.oauth.delegation)
     # The app's instruments (app.metrics); a fresh set of its own for a Provider built outside an app.
     metrics: Metrics = field(default_factory=Metrics)
     policy: TokenPolicy = field(init=False)

@@ -1,8 +1,9 @@
 """The token endpoint (RFC 6749 section 3.2): client authentication, the DPoP proof, then one grant.
 
 Grants: ``authorization_code`` (RFC 6749 4.1.3), ``refresh_token`` (section 6) and ``client_credentials``
-(section 4.4). Registered clients authenticate (app.oauth.client_auth); the public SIWE clients named in
-``PORTCULLIS_CLIENTS`` may refresh without authentication, as before. A client registered with
+(section 4.4), and the RFC 7523 section 2.1 JWT bearer grant of a bot under a delegation
+(app.oauth.jwt_bearer). Registered clients authenticate (app.oauth.client_auth); the public SIWE clients
+named in ``PORTCULLIS_CLIENTS`` may refresh without authentication, as before. A client registered with
 ``dpop_bound_access_tokens`` gets no bearer token (RFC 9449 section 5: a proof is required).
 """
 
@@ -14,14 +15,14 @@ from datetime import timedelta
 
 from app.audit import events
 from app.errors import InvalidRequest, UnauthorizedClient, UnsupportedGrantType
-from app.oauth import code_grant, dpop, dpop_nonce, refresh, service
+from app.oauth import code_grant, dpop, dpop_nonce, jwt_bearer, refresh, service
 from app.oauth.client_failures import authenticate_client
 from app.oauth.clients import Client
 from app.oauth.dpop import DpopProof, InvalidDpopProof
 from app.oauth.provider import Provider
 from app.oauth.tokens import TokenResponse
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", jwt_bearer.GRANT_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,11 @@ async def token(
         raise InvalidRequest("grant_type is required")
     if grant_type not in GRANT_TYPES:
         raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported")
+    if grant_type == jwt_bearer.GRANT_TYPE:
+        # RFC 7523 section 2.1: the bot authenticates by its assertion and DPoP key; it is no client.
+        proof = await check_proof(p, dpop_values, method="POST", path="/token", required=False)
+        bot = await jwt_bearer.issue(p, form, proof, meta)
+        return Answer(bot.to_json(), nonce_headers(p))
     client = await _client(p, grant_type, form, authorization, meta)
     if client is not None and grant_type not in client.grant_types:
         raise UnauthorizedClient(f"this client may not use the {grant_type} grant")

@@ -61,7 +61,12 @@ def metadata(settings: Settings, policy: Policy) -> dict[str, Any]:
         "authorization_details_types_supported": policy.authorization_details_types_supported(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",  # RFC 7523 2.1: bots under a delegation
+        ],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],

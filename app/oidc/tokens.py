@@ -49,6 +49,10 @@ class Grant:
     cnf_jkt: str | None = None
     # RFC 8707: the resource servers the access token is for (its `aud`); empty means the default audience.
     audience: tuple[str, ...] = ()
+    # RFC 8693 section 4.1: who acts for the subject (a bot a delegation names), its ``act`` claim, and the
+    # delegation it acts under (``delegation_id``: introspection follows it, as it follows ``sid``).
+    actor: str | None = None
+    delegation_id: str | None = None
 
     @property
     def subject(self) -> str:
@@ -106,6 +110,10 @@ def mint_access_token(ring: KeyRing, policy: TokenPolicy, grant: Grant, now: dat
         claims["sid"] = grant.session_id
     if grant.cnf_jkt is not None:
         claims["cnf"] = {"jkt": grant.cnf_jkt}
+    if grant.actor is not None:
+        claims["act"] = {"sub": grant.actor}
+    if grant.delegation_id is not None:
+        claims["delegation_id"] = grant.delegation_id
     return _sign(ring, claims, typ=ACCESS_TOKEN_TYP)
 
 

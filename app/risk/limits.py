@@ -84,6 +84,10 @@ DEFAULT_LIMITS: Mapping[str, Limit] = _limits(
     Limit("token:address", rate=30, per_seconds=60, burst=10),
     Limit("token:client", rate=250, per_seconds=1, burst=1250),
     Limit("token:global", rate=500, per_seconds=1, burst=2500),
+    # Bot tokens under a delegation (app.oauth.jwt_bearer): the client dimension is the delegate's key.
+    Limit("bot:ip", rate=300, per_seconds=60, burst=60),
+    Limit("bot:client", rate=60, per_seconds=60, burst=20),
+    Limit("bot:global", rate=500, per_seconds=1, burst=2500),
     Limit("mfa:ip", rate=30, per_seconds=60, burst=10),
     Limit("mfa:address", rate=10, per_seconds=300, burst=5),
     Limit("mfa:client", rate=50, per_seconds=1, burst=250),

@@ -110,12 +110,16 @@ class ChainEventKey:
 
 @dataclass(frozen=True, slots=True)
 class SubjectRevocation:
-    """End every live session of ``subject`` (``revoke_subject``), described by ``audit``."""
+    """End every live session of ``subject`` (``revoke_subject``), described by ``audit``, and, with
+    ``delegation_audit``, every delegation of it."""
 
     subject: str
     now: datetime
     reason: str
     audit: AuditRecord
+    # The subject's delegations to bots end too (docs/DELEGATION.md): one entry per delegation, built from
+    # its id and delegate thumbprint. None: sessions only.
+    delegation_audit: Callable[[str, str], AuditRecord] | None = None
 
 
 NonceFailure = Literal["unknown", "used", "expired", "other_client"]

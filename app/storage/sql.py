@@ -34,6 +34,7 @@ from app.storage.records import (
     SubjectRevocation,
 )
 from app.storage.sql_audit import EntryHasher, SqlAuditLog, append
+from app.storage.sql_delegations import revoke_subject_delegations
 from app.storage.sql_jtis import delete_expired_jtis
 from app.storage.writes import sqlite_write_lock, write_transaction
 
@@ -216,6 +217,15 @@ class SqlStore(SqlAuditLog):
             .values(revoked_at=revocation.now, revoked_reason=revocation.reason[:64])
         )
         await append(conn, revocation.audit, self.hasher)
+        if revocation.delegation_audit is not None:
+            await revoke_subject_delegations(
+                conn,
+                revocation.subject,
+                revocation.now,
+                revocation.reason,
+                revocation.delegation_audit,
+                self.hasher,
+            )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     async def record_chain_event(

@@ -19,7 +19,12 @@ async def test_discovery_documents(harness: Harness) -> None:
     assert oidc["token_endpoint"] == "http://127.0.0.1:8000/token"
     assert oidc["userinfo_endpoint"] == "http://127.0.0.1:8000/userinfo"
     assert oidc["id_token_signing_alg_values_supported"] == ["ES256"]
-    assert oidc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
+    assert oidc["grant_types_supported"] == [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    ]
     assert oidc["authorization_endpoint"] == "http://127.0.0.1:8000/authorize"
     assert oidc["pushed_authorization_request_endpoint"] == "http://127.0.0.1:8000/par"
     assert oidc["end_session_endpoint"] == "http://127.0.0.1:8000/logout"

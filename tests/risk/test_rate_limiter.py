@@ -130,7 +130,7 @@ async def test_retry_after_header_rounds_up() -> None:
 
 async def test_a_burst_of_hundreds_from_one_ip_is_cut_to_the_burst(clock: FakeClock) -> None:
     rl = RateLimiter(MemoryBackend(), DEFAULT_LIMITS, clock)
-    for endpoint in ("nonce", "verify", "token", "mfa", "register"):
+    for endpoint in ("nonce", "verify", "token", "mfa", "register", "bot"):
         results = await asyncio.gather(
             *(rl.check(endpoint, ip="198.51.100.66", address=ALICE, client_id="dapp") for _ in range(500)),
             return_exceptions=True,
@@ -185,7 +185,7 @@ async def test_configuration_errors_are_loud(clock: FakeClock) -> None:
 
 
 def test_default_table_covers_every_endpoint_and_dimension() -> None:
-    for endpoint in ("nonce", "verify", "token", "mfa", "register"):
+    for endpoint in ("nonce", "verify", "token", "mfa", "register", "bot"):
         for dimension in ("ip", "client", "global"):
             assert f"{endpoint}:{dimension}" in DEFAULT_LIMITS
     for name, limit in DEFAULT_LIMITS.items():
