@@ -73,7 +73,16 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "TokenRequest": _obj(
         ("grant_type",),
-        grant_type={"type": "string", "enum": ["authorization_code", "refresh_token", "client_credentials"]},
+        grant_type={
+            "type": "string",
+            "enum": [
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            ],
+        },
+        assertion=STR,
         code=STR,
         code_verifier=STR,
         redirect_uri=STR,
@@ -291,6 +300,34 @@ OPERATIONS: list[Row] = [
     ),
     ("/register/{client_id}", "delete", "RFC 7592 delete a client", None, {"204": ("deleted", None)}),
     ("/health", "get", "The process answers", None, {"200": ("ok", _json("Status"))}),
+    (
+        "/delegations",
+        "post",
+        "Create a delegation: a wallet-signed EIP-4361 message with an EIP-5573 ReCap naming a bot's key",
+        _json(_obj(("message", "signature"), message=STR, signature=STR)),
+        {"201": ("the delegation", _json(ANY_OBJECT))},
+    ),
+    (
+        "/delegations",
+        "get",
+        "The signed-in wallet's delegations (access token required)",
+        None,
+        {"200": ("the delegations", _json(ANY_OBJECT))},
+    ),
+    (
+        "/delegations/{delegation_id}",
+        "delete",
+        "Revoke one of the signed-in wallet's delegations",
+        None,
+        {"204": ("revoked", None)},
+    ),
+    (
+        "/delegations/manage",
+        "get",
+        "The hosted page where a wallet creates, lists and revokes its delegations",
+        None,
+        {"200": ("the page", HTML)},
+    ),
     (
         "/demo",
         "get",
