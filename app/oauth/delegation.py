@@ -174,18 +174,33 @@ async def create(p: Provider, text: str, signature: str, meta: events.RequestMet
     try:
         return await _create(p, text, signature, meta, now, seen)
     except OAuthError as exc:
-        await p.audit_log.record(
-            p.auditor.event(
-                events.DELEGATION_REFUSED,
-                events.FAILURE,
-                meta,
-                reason=exc.error,
-                actor=seen.get("subject"),
-                data={"check": "create", "detail": exc.description[:300], "delegate_jkt": seen.get("jkt")},
-                at=now,
-            )
+        await record_refusal(
+            p, meta, exc, now, seen.get("subject"), check="create", delegate_jkt=seen.get("jkt")
         )
         raise
+
+
+async def record_refusal(
+    p: Provider,
+    meta: events.RequestMeta,
+    exc: OAuthError,
+    now: datetime,
+    subject: str | None,
+    **data: Any,
+) -> None:
+    """The ``delegation.refused`` entry of a refused creation or bot token: the error, the failed check and
+    what is known of the delegation (``data``)."""
+    await p.audit_log.record(
+        p.auditor.event(
+            events.DELEGATION_REFUSED,
+            events.FAILURE,
+            meta,
+            reason=exc.error,
+            actor=subject,
+            data={"detail": exc.description[:300], **data},
+            at=now,
+        )
+    )
 
 
 async def _create(

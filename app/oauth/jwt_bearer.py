@@ -140,21 +140,15 @@ async def issue(
     try:
         return await _issue(p, form, proof, meta, now, attempt)
     except OAuthError as exc:
-        await p.audit_log.record(
-            p.auditor.event(
-                events.DELEGATION_REFUSED,
-                events.FAILURE,
-                meta,
-                reason=exc.error,
-                actor=attempt.subject,
-                data={
-                    "check": attempt.check,
-                    "detail": exc.description[:300],
-                    "delegate_jkt": attempt.jkt,
-                    "delegation_id": attempt.delegation_id,
-                },
-                at=now,
-            )
+        await delegation.record_refusal(
+            p,
+            meta,
+            exc,
+            now,
+            attempt.subject,
+            check=attempt.check,
+            delegate_jkt=attempt.jkt,
+            delegation_id=attempt.delegation_id,
         )
         raise
 

@@ -8,20 +8,17 @@ trail keeps naming a client that exists in the table, and a ``client_id`` is nev
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models import RefreshToken
 from app.storage.models_authz import ClientRecord, RegisteredClient
 from app.storage.records import AuditRecord
-from app.storage.sql_audit import EntryHasher, append
-from app.storage.writes import sqlite_write_lock, write_transaction
+from app.storage.sql_audit import append
+from app.storage.writes import AuditedSqlStore
 
 _COLUMNS = (
     RegisteredClient.client_id,
@@ -34,22 +31,12 @@ _COLUMNS = (
 DELETED_REASON = "client_deleted"
 
 
-class SqlClientStore:
+class SqlClientStore(AuditedSqlStore):
     """Implements app.oauth.registrar.ClientStore on one async engine.
 
     ``hasher`` computes an audit entry's hash (app.audit.chain.entry_hash), handed in so that storage
     depends on nothing above it.
     """
-
-    def __init__(
-        self, engine: AsyncEngine, hasher: EntryHasher, write_lock: asyncio.Lock | None = None
-    ) -> None:
-        self.engine = engine
-        self.hasher = hasher
-        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
-
-    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        return write_transaction(self.engine, self._write_lock)
 
     async def create(self, record: ClientRecord, audit: AuditRecord) -> bool:
         try:

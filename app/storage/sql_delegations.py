@@ -7,21 +7,19 @@ runs inside SqlStore's transaction when the chain takes a wallet's eligibility a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.delegation_records import DelegationExists, DelegationRecord
 from app.storage.models_delegations import Delegation
 from app.storage.records import AuditRecord
 from app.storage.sql_audit import EntryHasher, append
-from app.storage.writes import sqlite_write_lock, write_transaction
+from app.storage.writes import AuditedSqlStore
 
 _COLUMNS = (
     Delegation.delegation_id,
@@ -80,17 +78,7 @@ async def revoke_subject_delegations(
     return len(rows)
 
 
-class SqlDelegationStore:
-    def __init__(
-        self, engine: AsyncEngine, hasher: EntryHasher, write_lock: asyncio.Lock | None = None
-    ) -> None:
-        self.engine = engine
-        self.hasher = hasher
-        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
-
-    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        return write_transaction(self.engine, self._write_lock)
-
+class SqlDelegationStore(AuditedSqlStore):
     async def create(self, record: DelegationRecord, audit: AuditRecord) -> None:
         values = {c.key: getattr(record, c.key) for c in _COLUMNS}
         try:

@@ -8,20 +8,17 @@ has one writer at a time).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models_mfa import ChallengeRecord, FactorRecord, MfaChallenge, MfaFactor, MfaRecoveryCode
 from app.storage.records import AuditRecord
-from app.storage.sql_audit import EntryHasher, append
-from app.storage.writes import sqlite_write_lock, write_transaction
+from app.storage.sql_audit import append
+from app.storage.writes import AuditedSqlStore
 
 _FACTOR_COLUMNS = (
     MfaFactor.factor_id,
@@ -43,22 +40,12 @@ class _NothingToDo(Exception):
     """Raised inside a write transaction to roll it back (its audit entry included)."""
 
 
-class SqlFactorStore:
+class SqlFactorStore(AuditedSqlStore):
     """Implements app.mfa.store.MfaStore (FactorStore and ChallengeStore) on one async engine.
 
     ``hasher`` computes an audit entry's hash (app.audit.chain.entry_hash), handed in so that storage
     depends on nothing above it.
     """
-
-    def __init__(
-        self, engine: AsyncEngine, hasher: EntryHasher, write_lock: asyncio.Lock | None = None
-    ) -> None:
-        self.engine = engine
-        self.hasher = hasher
-        self._write_lock = sqlite_write_lock(engine, write_lock)  # pass SqlStore's: one queue per engine
-
-    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        return write_transaction(self.engine, self._write_lock)
 
     # -- factors --------------------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.storage.sql_audit import EntryHasher
+
 
 def sqlite_write_lock(engine: AsyncEngine, shared: asyncio.Lock | None = None) -> asyncio.Lock | None:
     """The lock writers of ``engine`` queue on: ``shared`` (or a new one) on SQLite, none elsewhere."""
@@ -31,3 +33,19 @@ async def write_transaction(engine: AsyncEngine, lock: asyncio.Lock | None) -> A
         return
     async with lock, engine.begin() as conn:
         yield conn
+
+
+class AuditedSqlStore:
+    """The base of a store whose writes carry their audit entry in the same transaction: the engine, the
+    entry hasher (app.audit.chain.entry_hash, handed in so that storage depends on nothing above it) and
+    the engine's write queue (pass SqlStore's: one queue per engine)."""
+
+    def __init__(
+        self, engine: AsyncEngine, hasher: EntryHasher, write_lock: asyncio.Lock | None = None
+    ) -> None:
+        self.engine = engine
+        self.hasher = hasher
+        self._write_lock = sqlite_write_lock(engine, write_lock)
+
+    def _write(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        return write_transaction(self.engine, self._write_lock)
