@@ -10,7 +10,6 @@ ES256, EdDSA or PS256 only, and every ``jti`` is single-use.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -200,7 +199,7 @@ def _basic_credentials(header: str) -> tuple[str, str]:
         raw_id, sep, raw_secret = decoded.partition(":")
         client_id = unquote_plus(raw_id, errors="strict")
         secret = unquote_plus(raw_secret, errors="strict")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # binascii.Error, UnicodeDecodeError, and a header with non-ASCII characters
         raise BasicAuthFailed("malformed Basic authorization header") from exc
     if not sep or not client_id or not secret:
         raise BasicAuthFailed("malformed Basic authorization header: expected client_id:client_secret")

@@ -97,6 +97,17 @@ async def test_introspection_needs_a_registered_client(h: Harness, wallet: Any) 
         assert "active" not in public.text
 
 
+async def test_a_basic_header_with_non_ascii_bytes_is_invalid_client(h: Harness, wallet: Any) -> None:
+    # Found by tests/http/test_fuzz_post_endpoints.py: Starlette hands such a header over as latin-1 text,
+    # which base64 refused with a ValueError (a 500) rather than binascii.Error.
+    tokens = await sign_in(h, wallet)
+    for path in ("/introspect", "/revoke"):
+        reply = await h.client.post(
+            path, data={"token": tokens["access_token"]}, headers={"Authorization": b"Basic \xc5YWJj"}
+        )
+        assert reply.status_code == 401 and reply.json()["error"] == "invalid_client", (path, reply.text)
+
+
 async def test_revocation_is_quiet_about_bad_tokens(h: Harness, wallet: Any) -> None:
     tokens = await sign_in(h, wallet)
     for token in ("garbage", tokens["id_token"]):
