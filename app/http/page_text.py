@@ -122,7 +122,9 @@ def _count(n: int, unit: str) -> str:
 
 def chains_in_words(chain_ids: Sequence[int]) -> str:
     names = [chain_name(c) for c in chain_ids]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    if len(names) <= 1:
+        return names[0] if names else ""
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def explain(
