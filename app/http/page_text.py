@@ -52,6 +52,7 @@ _REASONS: dict[str, Failure] = {
     "sanctioned": "sanctioned",
     "frozen": "frozen",
 }
+_PRIORITY: tuple[Failure, ...] = ("sanctioned", "frozen", "revoked", "kyc_expired", "not_listed")
 # Errors after which this sign-in request cannot succeed: the person starts again from the app.
 _RESTART = frozenset({"nonce_mismatch", "expired_message", "message_too_old", "interaction_expired"})
 # Placeholders the page fills in: the name and the id of the chain the wallet is on.
@@ -83,9 +84,11 @@ class PageText:
 def classify(error: str, reasons: Iterable[str] = (), description: str = "") -> Failure:
     """The failure an OAuth error stands for. ``reasons``: the compliance reasons of a ``not_eligible``."""
     if error == "not_eligible":
-        for reason in reasons:
-            if reason in _REASONS:
-                return _REASONS[reason]
+        known = {_REASONS[r] for r in reasons if r in _REASONS}
+        # the weightiest first: what the person must do about it differs, and a sanction outranks the rest
+        for failure in _PRIORITY:
+            if failure in known:
+                return failure
         return "not_eligible"
     if error == "rate_limited":
         return "rate_limited"

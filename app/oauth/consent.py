@@ -218,7 +218,7 @@ def _trade(d: dict[str, Any]) -> str:
         parts.append(f"on sub-account {d['subaccount']}")
     if d.get("locations"):
         parts.append(f"at {_words(d['locations'])}")
-    return " ".join(parts) + "."
+    return ", ".join(parts) + "."
 
 
 def _withdrawal(d: dict[str, Any]) -> str:

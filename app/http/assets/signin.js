@@ -64,6 +64,7 @@
     $("failure-details").open = false;
     $("back").textContent = put(text.back) || `Back to ${clientLabel}`;
     failureBox.hidden = false;
+    $("cancel").hidden = true; // the failure's own Back button stands in for it
     if (text.failure === "expired") {
       connect.hidden = true;
       factorForm.hidden = true;
@@ -87,6 +88,7 @@
 
   function clearError() {
     failureBox.hidden = true;
+    $("cancel").hidden = false;
     lastFailure = null;
   }
 
