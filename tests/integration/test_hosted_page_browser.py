@@ -314,42 +314,49 @@ def test_compliance_refusals_in_words_and_back_to_the_client(
     assert_back_to_client(result, server, relying_party)
 
 
-@needs_rp
-@needs_anvil
-def test_wrong_chain_in_words_and_back(
-    server: ServerProcess, relying_party: RelyingParty, evm: Anvil, world: World, shots: Path
-) -> None:
-    wallet = new_wallet()
-    grant(evm, world, wallet)
-    result = run_page(
-        server, relying_party, "error", shots, wallet=wallet, name="wrong_chain", wallet_chain_id=1
-    )
-    shown = result["failure"]
-    assert shown["message"] == (
+WALLET_ERRORS = [
+    # (name, the wallet's chain and how many signatures it declines, the words, the technical line)
+    (
+        "wrong_chain",
+        {"wallet_chain_id": 1},
         "Your wallet is on Ethereum. "
-        "Switch your wallet to Portcullis development chain (31337), then try again."
-    )
-    assert shown["technical"] == "chain_not_allowed: the wallet is on chain 1, not 31337"
-    assert_screens(result, "wrong_chain")
-    assert_back_to_client(result, server, relying_party)
-    assert not any("/signin" in r for r in result["requests"])  # nothing was signed or sent
+        "Switch your wallet to Portcullis development chain (31337), then try again.",
+        "chain_not_allowed: the wallet is on chain 1, not 31337",
+    ),
+    (
+        "rejected_signature",
+        {"rejections": 1},
+        "You declined the signature request in your wallet, so nothing was shared. "
+        f"Sign in again when you are ready, or go back to {CLIENT_NAME}.",
+        "EIP-1193 error 4001: the user rejected the request",
+    ),
+]
 
 
 @needs_rp
 @needs_anvil
-def test_a_declined_signature_in_words_and_back(
-    server: ServerProcess, relying_party: RelyingParty, evm: Anvil, world: World, shots: Path
+@pytest.mark.parametrize(("name", "options", "words", "technical"), WALLET_ERRORS)
+def test_wallet_refusals_in_words_and_back(
+    server: ServerProcess,
+    relying_party: RelyingParty,
+    evm: Anvil,
+    world: World,
+    shots: Path,
+    name: str,
+    options: dict[str, Any],
+    words: str,
+    technical: str,
 ) -> None:
+    """What only the browser sees (another chain, EIP-1193 4001): nothing reaches the sign-in call."""
     wallet = new_wallet()
     grant(evm, world, wallet)
-    result = run_page(
-        server, relying_party, "error", shots, wallet=wallet, name="rejected_signature", rejections=1
-    )
+    result = run_page(server, relying_party, "error", shots, wallet=wallet, name=name, **options)
     shown = result["failure"]
-    assert "You declined the signature request in your wallet, so nothing was shared." in shown["message"]
-    assert shown["technical"].startswith("EIP-1193 error 4001")
-    assert_screens(result, "rejected_signature")
+    assert shown["message"] == words and shown["technical"] == technical, shown
+    assert shown["focused"] == "failure-title"
+    assert_screens(result, name)
     assert_back_to_client(result, server, relying_party)
+    assert not any(r.endswith("/signin") for r in result["requests"]), result["requests"]
 
 
 @needs_rp

@@ -8,26 +8,13 @@
 import { readFileSync } from "node:fs";
 import * as client from "openid-client";
 import { chromium } from "playwright-core";
+import { fapiClient } from "./fapi.mjs";
 import { TestWallet } from "./wallet.mjs";
 
 const input = JSON.parse(readFileSync(0, "utf8"));
 const result = { ok: false, scenario: input.scenario, console: [], screens: {}, requests: [] };
 const TIMEOUT = input.timeout_ms ?? 20000;
 const WIDTH = input.width ?? 360;
-
-async function relyingParty() {
-  const jwk = input.client_jwk;
-  const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  const config = await client.discovery(
-    new URL(input.issuer),
-    input.client_id,
-    {},
-    client.PrivateKeyJwt({ key, kid: jwk.kid }),
-    { execute: [client.allowInsecureRequests] },
-  );
-  const dpop = client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
-  return { config, dpop };
-}
 
 async function authorizationUrl(config, dpop) {
   const verifier = client.randomPKCECodeVerifier();
@@ -190,7 +177,7 @@ let browser = null;
 try {
   const wallet = new TestWallet(input.wallet_key, input.wallet_chain_id);
   result.wallet_address = wallet.address;
-  const { config, dpop } = await relyingParty();
+  const { config, dpop } = await fapiClient(input);
   const opened = await openBrowser(wallet);
   browser = opened.browser;
   await scenarios[input.scenario]({ config, dpop, page: opened.page, wallet });
