@@ -113,13 +113,14 @@ def _page_view(p: Provider, view: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _page_failure(request: Request, p: Provider, exc: OAuthError, client_label: str) -> Response:
-    """An interaction call's failure: the RFC 6749 JSON as ever, plus ``page``: the failure in words."""
+    """An interaction call's failure (signin, consent, back): the RFC 6749 JSON as ever, plus ``page``:
+    the failure in words."""
     note_error(request, exc)
     reasons = getattr(exc, "reasons", ())
     failure = page_text.classify(exc.error, reasons, exc.description)
-    wait = exc.retry_after if isinstance(exc, RateLimited) else None
-    if wait is None and exc.status == 503:
-        wait = float(getattr(exc, "retry_after", p.settings.retry_after_seconds))
+    wait: float | None = exc.retry_after if isinstance(exc, RateLimited) else None
+    if exc.status == 503:  # the Retry-After every 503 carries (app.http.errors.error_response)
+        wait = p.settings.retry_after_seconds
     text = page_text.explain(
         failure,
         operator=p.settings.operator_name,
@@ -129,8 +130,7 @@ async def _page_failure(request: Request, p: Provider, exc: OAuthError, client_l
         chain_ids=p.settings.chain_ids,
         detail=exc.description,
     )
-    response = error_response(exc, p.settings.retry_after_seconds, extra={"page": text.to_json()})
-    return response
+    return error_response(exc, p.settings.retry_after_seconds, extra={"page": text.to_json()})
 
 
 async def _client_label(p: Provider, request: Request) -> str:
@@ -200,22 +200,28 @@ def make_routes(meta: MetaOf) -> list[Route]:
 
     async def interaction_back(request: Request) -> Response:
         p, m = _provider(request), meta(request)
-        browser = _bound_browser(request, p)
-        body: dict[str, Any] = await read_json_object(request)
-        failure = string_field(body, "failure")
-        if failure is not None and failure not in page_text.FAILURES:
-            raise InvalidRequest("failure must be one of the page's failures (docs/API.md)")
-        location = await authorize.back(p, request.path_params["interaction"], browser, failure, m)
+        try:
+            browser = _bound_browser(request, p)
+            body: dict[str, Any] = await read_json_object(request)
+            failure = string_field(body, "failure")
+            if failure is not None and failure not in page_text.FAILURES:
+                raise InvalidRequest("failure must be one of the page's failures (docs/API.md)")
+            location = await authorize.back(p, request.path_params["interaction"], browser, failure, m)
+        except OAuthError as exc:
+            return await _page_failure(request, p, exc, await _client_label(p, request))
         return JSONResponse({"redirect_to": location}, headers=NO_STORE)
 
     async def interaction_consent(request: Request) -> Response:
         p, m = _provider(request), meta(request)
-        browser = _bound_browser(request, p)
-        body: dict[str, Any] = await read_json_object(request)
-        approve = body.get("approve")
-        if not isinstance(approve, bool):
-            raise InvalidRequest("approve must be true or false")
-        location = await authorize.decide(p, request.path_params["interaction"], browser, approve, m)
+        try:
+            browser = _bound_browser(request, p)
+            body: dict[str, Any] = await read_json_object(request)
+            approve = body.get("approve")
+            if not isinstance(approve, bool):
+                raise InvalidRequest("approve must be true or false")
+            location = await authorize.decide(p, request.path_params["interaction"], browser, approve, m)
+        except OAuthError as exc:
+            return await _page_failure(request, p, exc, await _client_label(p, request))
         return JSONResponse({"redirect_to": location}, headers=NO_STORE)
 
     async def token(request: Request) -> Response:

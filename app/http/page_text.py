@@ -102,7 +102,8 @@ def classify(error: str, reasons: Iterable[str] = (), description: str = "") -> 
         return "second_factor"
     if error == "no_factor_enrolled":
         return "no_passkey"
-    if error in _RESTART or "expired" in description.lower():
+    text = description.lower()
+    if error in _RESTART or "expired" in text or "already finished" in text or "has ended" in text:
         return "expired"
     return "other"
 
@@ -200,8 +201,8 @@ def explain(
             f"There were too many sign-in attempts in a short time. Wait {wait}, then try again.",
         ),
         "expired": (
-            "This sign-in request has expired",
-            f"This sign-in request has expired. Go back to {client} and start again.",
+            "This sign-in request has ended",
+            f"This sign-in request has expired or already ended. Go back to {client} and start again.",
         ),
         "unavailable": (
             "Sign-in is unavailable right now",

@@ -98,6 +98,8 @@ async def test_back_before_signing_in_returns_access_denied_once(h: Harness) -> 
         view["endpoints"]["consent"], json={"approve": True}, headers=page_headers(view)
     )
     assert consent.status_code == 400
+    assert consent.json()["page"]["failure"] == "expired"  # the page says start again from the app
+    assert "Go back to Spa dApp and start again." in consent.json()["page"]["message"]
 
 
 async def test_back_after_a_refused_sign_in_records_the_failure(h: Harness, wallet: Any) -> None:

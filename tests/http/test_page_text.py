@@ -30,6 +30,7 @@ OPERATOR, CLIENT = "Example Exchange", "Perps dApp"
         ("invalid_second_factor", (), "", "second_factor"),
         ("nonce_mismatch", (), "", "expired"),
         ("invalid_request", (), "this sign-in has expired; start again", "expired"),
+        ("invalid_request", (), "this sign-in has already finished", "expired"),
         ("malformed_signature", (), "the signature is not hex", "other"),
     ],
 )
