@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # What a SIWE message must carry. Defaults: issuer host[:port], the issuer URL, the first allowed chain.
     siwe_domain: str = ""
     siwe_uri: str = ""
+    # Who runs this server, as the hosted page names it to people ("... on <operator>'s list of verified
+    # accounts"). Default: the issuer's host.
+    operator_name: str = Field(default="", max_length=100)
     chain_ids: list[int] = Field(default_factory=lambda: [1], min_length=1)
     max_message_bytes: int = Field(default=8192, ge=512, le=65536)
 
@@ -394,6 +397,8 @@ class Settings(BaseSettings):
             self.siwe_domain = parts.netloc
         if not self.siwe_uri:
             self.siwe_uri = self.issuer
+        if not self.operator_name.strip():
+            self.operator_name = parts.hostname or parts.netloc
         if not self.webauthn_rp_id:
             self.webauthn_rp_id = parts.hostname or ""
         if not self.webauthn_origins:

@@ -17,15 +17,17 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
+from app.chain.names import NAMES
 from app.errors import InvalidRequest, OAuthError
-from app.http import cors, csrf
+from app.http import cors, csrf, page_text
 from app.http.body import read_form, read_json_object, read_params, string_field
-from app.http.errors import NO_STORE
+from app.http.errors import NO_STORE, error_response, note_error
 from app.http.pages import Pages
 from app.oauth import authorize, origins, token_endpoint
 from app.oauth.authz_request import PageError
 from app.oauth.client_failures import authenticate_client
 from app.oauth.provider import Provider, secret_hash
+from app.risk.errors import RateLimited
 
 MetaOf = Callable[[Request], RequestMeta]
 COOKIE = "portcullis_interaction"
@@ -99,6 +101,44 @@ def error_page(request: Request, error: OAuthError) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers=_csp(nonce))
 
 
+def _page_view(p: Provider, view: dict[str, Any]) -> dict[str, Any]:
+    """What the page needs beyond the core's view: chain names and the browser-only failures in words."""
+    client = view["client"]
+    label = client.get("client_name") or client["client_id"]
+    chains = view["siwe"]["chain_ids"]
+    return {
+        "chain_names": {str(k): v for k, v in NAMES.items()},
+        "texts": page_text.browser_texts(operator=p.settings.operator_name, client=label, chain_ids=chains),
+    }
+
+
+async def _page_failure(request: Request, p: Provider, exc: OAuthError, client_label: str) -> Response:
+    """An interaction call's failure (signin, consent, back): the RFC 6749 JSON as ever, plus ``page``:
+    the failure in words."""
+    note_error(request, exc)
+    reasons = getattr(exc, "reasons", ())
+    failure = page_text.classify(exc.error, reasons, exc.description)
+    wait: float | None = exc.retry_after if isinstance(exc, RateLimited) else None
+    if exc.status == 503:  # the Retry-After every 503 carries (app.http.errors.error_response)
+        wait = p.settings.retry_after_seconds
+    text = page_text.explain(
+        failure,
+        operator=p.settings.operator_name,
+        client=client_label,
+        technical=f"{exc.error}: {exc.description}",
+        wait_seconds=wait,
+        chain_ids=p.settings.chain_ids,
+        detail=exc.description,
+    )
+    return error_response(exc, p.settings.retry_after_seconds, extra={"page": text.to_json()})
+
+
+async def _client_label(p: Provider, request: Request) -> str:
+    """The client's name for an interaction call's words (its id when it has no name; "the app" unknown)."""
+    client = await authorize.client_of(p, request.path_params["interaction"])
+    return (client.client_name or client.client_id) if client else "the app"
+
+
 def make_routes(meta: MetaOf) -> list[Route]:
     async def par(request: Request) -> Response:
         p, m = _provider(request), meta(request)
@@ -125,7 +165,8 @@ def make_routes(meta: MetaOf) -> list[Route]:
             return error_page(request, exc)
         nonce = _nonce()
         token = csrf.token(p.csrf_key, started.interaction_id, started.browser_secret)
-        body = _pages(request).signin({**started.view, "csrf_token": token}, script_nonce=nonce)
+        view = {**started.view, **_page_view(p, started.view), "csrf_token": token}
+        body = _pages(request).signin(view, script_nonce=nonce)
         response = HTMLResponse(body, headers=_csp(nonce))
         name, path = binding_cookie(p, started.interaction_id)
         response.set_cookie(
@@ -142,26 +183,45 @@ def make_routes(meta: MetaOf) -> list[Route]:
     async def interaction_signin(request: Request) -> Response:
         p, m = _provider(request), meta(request)
         await p.audit_sink.admit(p.audit_log)  # ASVS 16.5.3: no sign-in the audit trail cannot anchor
-        await p.guard.admit("verify", ip=m.ip)
-        browser = _bound_browser(request, p)
-        body = await read_json_object(request)
-        proof = authorize.WalletProof(
-            message=string_field(body, "message", required=True) or "",
-            signature=string_field(body, "signature", required=True) or "",
-            second_factor=body.get("second_factor"),
-            device_id=string_field(body, "device_id"),
-        )
-        answer = await authorize.sign_in(p, request.path_params["interaction"], browser, proof, m)
+        try:
+            await p.guard.admit("verify", ip=m.ip)
+            browser = _bound_browser(request, p)
+            body = await read_json_object(request)
+            proof = authorize.WalletProof(
+                message=string_field(body, "message", required=True) or "",
+                signature=string_field(body, "signature", required=True) or "",
+                second_factor=body.get("second_factor"),
+                device_id=string_field(body, "device_id"),
+            )
+            answer = await authorize.sign_in(p, request.path_params["interaction"], browser, proof, m)
+        except OAuthError as exc:
+            return await _page_failure(request, p, exc, await _client_label(p, request))
         return JSONResponse(answer, headers=NO_STORE)
+
+    async def interaction_back(request: Request) -> Response:
+        p, m = _provider(request), meta(request)
+        try:
+            browser = _bound_browser(request, p)
+            body: dict[str, Any] = await read_json_object(request)
+            failure = string_field(body, "failure")
+            if failure is not None and failure not in page_text.FAILURES:
+                raise InvalidRequest("failure must be one of the page's failures (docs/API.md)")
+            location = await authorize.back(p, request.path_params["interaction"], browser, failure, m)
+        except OAuthError as exc:
+            return await _page_failure(request, p, exc, await _client_label(p, request))
+        return JSONResponse({"redirect_to": location}, headers=NO_STORE)
 
     async def interaction_consent(request: Request) -> Response:
         p, m = _provider(request), meta(request)
-        browser = _bound_browser(request, p)
-        body: dict[str, Any] = await read_json_object(request)
-        approve = body.get("approve")
-        if not isinstance(approve, bool):
-            raise InvalidRequest("approve must be true or false")
-        location = await authorize.decide(p, request.path_params["interaction"], browser, approve, m)
+        try:
+            browser = _bound_browser(request, p)
+            body: dict[str, Any] = await read_json_object(request)
+            approve = body.get("approve")
+            if not isinstance(approve, bool):
+                raise InvalidRequest("approve must be true or false")
+            location = await authorize.decide(p, request.path_params["interaction"], browser, approve, m)
+        except OAuthError as exc:
+            return await _page_failure(request, p, exc, await _client_label(p, request))
         return JSONResponse({"redirect_to": location}, headers=NO_STORE)
 
     async def token(request: Request) -> Response:
@@ -181,4 +241,5 @@ def make_routes(meta: MetaOf) -> list[Route]:
         Route("/authorize", authorization, methods=["GET", "POST"]),
         Route("/authorize/interactions/{interaction}/signin", interaction_signin, methods=["POST"]),
         Route("/authorize/interactions/{interaction}/consent", interaction_consent, methods=["POST"]),
+        Route("/authorize/interactions/{interaction}/back", interaction_back, methods=["POST"]),
     ]

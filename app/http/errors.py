@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,12 +24,15 @@ log = logging.getLogger("portcullis.http")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def error_response(exc: OAuthError, retry_after: int | None = None) -> JSONResponse:
-    """``exc`` as RFC 6749 JSON; every 503 says when to try again (``retry_after`` seconds, if given)."""
+def error_response(
+    exc: OAuthError, retry_after: int | None = None, *, extra: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    """``exc`` as RFC 6749 JSON; every 503 says when to try again (``retry_after`` seconds, if given).
+    ``extra``: members added beside ``error`` (RFC 6749 5.2 allows more; the hosted page's ``page``)."""
     headers = {**NO_STORE, **exc.headers()}
     if exc.status == 503 and retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
+    return JSONResponse({**exc.to_json(), **(extra or {})}, status_code=exc.status, headers=headers)
 
 
 def retry_after(request: Request) -> int | None:
@@ -36,14 +41,19 @@ def retry_after(request: Request) -> int | None:
     return provider.settings.retry_after_seconds if provider is not None else None
 
 
-async def oauth_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OAuthError)
+def note_error(request: Request, exc: OAuthError) -> None:
+    """What every OAuth error leaves besides its response: the rate-limit metric and the debug log line."""
     if isinstance(exc, RateLimited):
         metrics = getattr(request.app.state, "metrics", None)
         if metrics is not None:
             metrics.rate_limited.labels(route_template(request.scope), exc.cause).inc()
     if exc.debug:
         log.info("%s: %s (%s)", exc.error, exc.description, exc.debug)
+
+
+async def oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    note_error(request, exc)
     return error_response(exc, retry_after(request))
 
 

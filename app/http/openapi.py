@@ -220,6 +220,13 @@ OPERATIONS: list[Row] = [
         {"200": ("where to send the browser", _json(_obj(("redirect_to",), redirect_to=STR)))},
     ),
     (
+        "/authorize/interactions/{interaction}/back",
+        "post",
+        "The page's Back button: access_denied to the client",
+        _json(ANY_OBJECT),
+        {"200": ("where to send the browser", _json(_obj(("redirect_to",), redirect_to=STR)))},
+    ),
+    (
         "/logout",
         "get",
         "OIDC RP-Initiated Logout",

@@ -241,13 +241,20 @@ def _view(
     base = f"/authorize/interactions/{interaction_id}"
     return {
         "interaction": interaction_id,
+        "operator": s.operator_name,
         "endpoints": {
             "signin": f"{base}/signin",
             "consent": f"{base}/consent",
+            "back": f"{base}/back",
             # a passkey step-up's challenge (app.http.mfa): the page asks for it after the wallet signed
             "webauthn_assertion": "/mfa/webauthn/assertion",
         },
-        "client": {"client_id": client.client_id, "client_name": client.client_name},
+        "client": {
+            "client_id": client.client_id,
+            "client_name": client.client_name,
+            # where the person returns: the host of the checked redirect URI (RFC 6749 3.1.2)
+            "domain": urlsplit(request.redirect_uri).netloc,
+        },
         "siwe": {
             "scheme": signin.siwe_scheme(p),
             "domain": s.siwe_domain,
@@ -267,7 +274,12 @@ def _view(
 
 
 async def _interaction(
-    p: Provider, interaction_id: str, browser_secret: str | None, now: datetime
+    p: Provider,
+    interaction_id: str,
+    browser_secret: str | None,
+    now: datetime,
+    *,
+    allow_expired: bool = False,
 ) -> AuthzRequestRecord:
     if not interaction_id or len(interaction_id) > MAX_HANDLE:
         raise InteractionError(_INTERACTION_REASONS["unknown"])
@@ -281,9 +293,17 @@ async def _interaction(
         )
     if record.finished_at is not None:
         raise InteractionError(_INTERACTION_REASONS["finished"])
-    if record.expires_at <= now:
+    if record.expires_at <= now and not allow_expired:
         raise InteractionError(_INTERACTION_REASONS["expired"])
     return record
+
+
+async def client_of(p: Provider, interaction_id: str) -> Client | None:
+    """The client an interaction is for (None if unknown): whom the page's words name."""
+    if not interaction_id or len(interaction_id) > MAX_HANDLE:
+        return None
+    record = await p.authz.find_interaction(secret_hash(interaction_id))
+    return p.client_registry.get(record.client_id) if record is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +362,7 @@ async def sign_in(
             raise SignInRejected("nonce_mismatch", 401, signin.NONCE_REASONS[exc.reason]) from None
         except InteractionUnavailable as exc:
             raise InteractionError(_INTERACTION_REASONS[exc.reason]) from None
-        return _consent_view(p, grant, request)
+        return _consent_view(p, grant, request, now, attempt.data.get("policy"))
 
     return await signin.attempt_sign_in(p, meta, record.client_id, run)
 
@@ -353,20 +373,75 @@ def _audience(p: Provider, request: AuthorizationRequest) -> tuple[str, ...]:
     return (*request.resource, own) if own not in request.resource else request.resource
 
 
-def _consent_view(p: Provider, grant: Grant, request: AuthorizationRequest) -> dict[str, Any]:
+def _consent_view(
+    p: Provider,
+    grant: Grant,
+    request: AuthorizationRequest,
+    now: datetime,
+    policy_audit: dict[str, Any] | None,
+) -> dict[str, Any]:
     client = p.client_registry.get(request.client_id)
+    s = p.settings
     return {
         "consent": {
             "account": grant.address,
             "chain_id": grant.chain_id,
-            "client": {"client_id": request.client_id, "client_name": client.client_name if client else None},
+            "client": {
+                "client_id": request.client_id,
+                "client_name": client.client_name if client else None,
+                "domain": urlsplit(request.redirect_uri).netloc,
+            },
             "scopes": consent.scope_lines(p.trading_policy, grant.scope),
-            "authorization_details": consent.detail_lines(grant.authorization_details),
+            "authorization_details": consent.detail_lines(grant.authorization_details, policy_audit),
+            "lifetime": consent.lifetime_line(
+                now,
+                grant.expiry(now, timedelta(seconds=s.access_token_ttl_seconds)),
+                grant.expiry(now, timedelta(seconds=s.refresh_token_ttl_seconds)),
+            ),
             "compliance": consent.compliance_lines(p.trading_policy, grant.scope, grant.compliance),
             "acr": grant.acr,
             "amr": list(grant.amr),
         }
     }
+
+
+# The longest failure name (app.http.page_text.Failure) the "went back" audit entry keeps.
+BACK_REASON_MAX = 40
+
+
+async def back(
+    p: Provider,
+    interaction_id: str,
+    browser_secret: str | None,
+    failure: str | None,
+    meta: events.RequestMeta,
+) -> str:
+    """ "Back to the client": end the interaction, before or after a sign-in attempt, and send the client
+    ``access_denied`` with its ``state`` and ``iss`` (RFC 6749 4.1.2.1, RFC 9207) so it is not left waiting.
+    Once only. Works past the interaction's expiry too: the person still has to get back."""
+    now = p.clock.now()
+    record = await _interaction(p, interaction_id, browser_secret, now, allow_expired=True)
+    request = AuthorizationRequest.from_json(record.params)
+    grant = grant_json.loads(record.grant) if record.grant else None
+    data: dict[str, Any] = {"request_id": record.request_id}
+    if failure:
+        data["page_failure"] = failure[:BACK_REASON_MAX]
+    left = p.auditor.event(
+        events.AUTHORIZATION_DENIED,
+        events.SUCCESS,
+        meta,
+        reason="user_went_back",
+        actor=grant.subject if grant else None,
+        client_id=record.client_id,
+        data=data,
+        at=now,
+    )
+    try:
+        await p.authz.abandon(record.request_id, now, left)
+    except InteractionUnavailable as exc:
+        raise InteractionError(_INTERACTION_REASONS[exc.reason]) from None
+    error = AccessDenied("the user went back to the application without signing in")
+    return RedirectError(error, request.redirect_uri, request.state).location(p.settings.issuer)
 
 
 async def decide(

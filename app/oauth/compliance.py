@@ -58,12 +58,21 @@ def refusal(decision: ComplianceDecision) -> str:
     )
 
 
+class NotEligible(SignInRejected):
+    """403 ``not_eligible``, with the failed sources' reasons (``no_record``, ``expired``, ``sanctioned``,
+    ...) kept typed for the hosted page's wording (app.http.page_text)."""
+
+    def __init__(self, decision: ComplianceDecision) -> None:
+        super().__init__(NOT_ELIGIBLE, 403, refusal(decision))
+        self.reasons = decision.reasons
+
+
 def check_eligible(decision: ComplianceDecision | None) -> None:
     """The chain's eligibility rule as a sign-in condition, the first one after the signature: a wallet
     whose required sources say no is refused 403 ``not_eligible`` (``portcullis policy explain`` shows this
     same step before the policy's)."""
     if decision is not None and not decision.eligible:
-        raise SignInRejected(NOT_ELIGIBLE, 403, refusal(decision))
+        raise NotEligible(decision)
 
 
 async def require_eligible(p: Provider, chain_id: int, address: str) -> ComplianceDecision | None:

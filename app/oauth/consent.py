@@ -8,8 +8,9 @@ Pure. Descriptions of scopes come from the trading policy file; details are summ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.policy import claims
@@ -47,6 +48,25 @@ def compliance_lines(policy: Policy, scope: str, claim: dict[str, Any] | None = 
     return lines
 
 
+def lifetime_line(now: datetime, access_until: datetime, session_until: datetime) -> str:
+    """For how long: one access token's life, and until when the app may renew it (the session's end,
+    never past the compliance record's validUntil or the policy's cap: ``Grant.expiry``)."""
+    until = session_until.astimezone(UTC).strftime("%d %B %Y, %H:%M UTC")
+    return (
+        f"Each access token lasts {_duration(access_until - now)}; the app may renew access until {until}, "
+        "unless you sign out first."
+    )
+
+
+def _duration(span: timedelta) -> str:
+    seconds = max(1, int(span.total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{seconds} second" + ("s" if seconds != 1 else "")
+
+
 def _value(fact: str, value: Any) -> str:
     if value is None:
         return "unknown"
@@ -66,8 +86,106 @@ def _provenance(claim: dict[str, Any]) -> str:
     return f"That the compliance registry holds no record for you ({where})"
 
 
-def detail_lines(details: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": d.get("type"), "summary": summarize(d), "detail": d} for d in details]
+# RFC 9396 identifiers of docs/schemas/ as words.
+ACTIONS = {
+    "place_order": "place orders",
+    "amend_order": "amend orders",
+    "cancel_order": "cancel orders",
+    "close_position": "close positions",
+}
+ORDER_TYPES = {
+    "market": "market",
+    "limit": "limit",
+    "stop_market": "stop-market",
+    "stop_limit": "stop-limit",
+    "take_profit": "take-profit",
+}
+_DETAIL = re.compile(r"authorization_details\[(\d+)\](?:\.([a-z_]+))?(?:\[([^\]]*)\])?")
+
+
+def detail_lines(
+    details: Sequence[dict[str, Any]], policy_audit: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Each granted detail in words; with the policy decision (``PolicyDecision.to_audit``), also where it
+    was narrowed: what was asked, what is granted and why."""
+    changes = _changes(policy_audit) if policy_audit else {}
+    return [
+        {"type": d.get("type"), "summary": summarize(d), "detail": d, "narrowed": changes.get(i, [])}
+        for i, d in enumerate(details)
+    ]
+
+
+def _changes(audit: dict[str, Any]) -> dict[int, list[str]]:
+    """Lines per granted detail (by its index among the granted) for every narrowed or dropped part."""
+    requested: list[dict[str, Any]] = audit.get("inputs", {}).get("authorization_details", [])
+    granted: list[dict[str, Any]] = audit.get("granted_details", [])
+    whole = {
+        m.group(1) for r in audit.get("refused", []) if (m := _DETAIL.fullmatch(r["item"])) and not m.group(2)
+    }
+    position: dict[int, int] = {}
+    for i in range(len(requested)):
+        if str(i) not in whole:
+            position[i] = len(position)
+    lines: dict[int, list[str]] = {}
+    for entry, dropped in [(n, False) for n in audit.get("narrowed", [])] + [
+        (r, True) for r in audit.get("refused", [])
+    ]:
+        m = _DETAIL.fullmatch(entry["item"])
+        if m is None or m.group(2) is None or int(m.group(1)) not in position:
+            continue
+        index = int(m.group(1))
+        at = position[index]
+        if at >= len(granted) or index >= len(requested):
+            continue
+        line = _change(m.group(2), m.group(3), requested[index], granted[at], entry["reason"], dropped)
+        lines.setdefault(at, []).append(line)
+    return lines
+
+
+def _why(reason: str) -> str:
+    """The rule's own reason: the policy file's text after "max_leverage 50 narrowed to 20: "."""
+    return reason.split(": ", 1)[1] if ": " in reason else reason
+
+
+def _change(
+    field: str, part: str | None, asked: dict[str, Any], granted: dict[str, Any], reason: str, dropped: bool
+) -> str:
+    why = _why(reason)
+    if dropped:
+        words = {"order_types": ORDER_TYPES, "actions": ACTIONS}.get(field, {})
+        name = words.get(part or "", (part or field).replace("_", " "))
+        kind = {"order_types": f"{name} orders", "actions": name}.get(field, name)
+        return f"Not granted: {kind}. Why: {_sentence(why)}"
+    was, now = _field_words(field, asked.get(field)), _field_words(field, granted.get(field))
+    if asked.get(field) is None:
+        limit = _FIELD_NAMES.get(field, field)
+        return f"You asked for no limit on {limit}; granted {now}. Why: {_sentence(why)}"
+    return f"Asked for {was}; granted {now}. Why: {_sentence(why)}"
+
+
+_FIELD_NAMES = {
+    "max_leverage": "leverage",
+    "max_notional": "the size of open positions",
+    "max_amount": "the amount",
+    "order_types": "order types",
+}
+
+
+def _field_words(field: str, value: Any) -> str:
+    if field == "max_leverage":
+        return f"{value}x leverage"
+    if field == "max_notional" and isinstance(value, dict):
+        return f"{value.get('amount')} {value.get('currency')} in open positions"
+    if field == "max_amount":
+        return f"up to {value}"
+    if field == "order_types" and isinstance(value, list):
+        return _words([ORDER_TYPES.get(str(v), str(v)) for v in value]) + " orders"
+    return str(value)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return (text[:1].upper() + text[1:] + ".") if text else ""
 
 
 def summarize(detail: dict[str, Any]) -> str:
@@ -87,10 +205,10 @@ def _words(values: Any) -> str:
 
 
 def _trade(d: dict[str, Any]) -> str:
-    actions = _words(d.get("actions", ["trade"])) or "trade"
-    parts = [f"{actions.capitalize()} {_words(d.get('instruments', ['any instrument']))}"]
+    actions = _words([ACTIONS.get(str(a), str(a)) for a in d.get("actions", ["trade"])]) or "trade"
+    parts = [f"{actions.capitalize()} on {_words(d.get('instruments', ['any instrument']))}"]
     if d.get("order_types"):
-        parts.append(f"with {_words(d['order_types'])} orders")
+        parts.append(f"with {_words([ORDER_TYPES.get(str(t), str(t)) for t in d['order_types']])} orders")
     if d.get("max_leverage") is not None:
         parts.append(f"at most {d['max_leverage']}x leverage")
     notional = d.get("max_notional")
@@ -100,7 +218,7 @@ def _trade(d: dict[str, Any]) -> str:
         parts.append(f"on sub-account {d['subaccount']}")
     if d.get("locations"):
         parts.append(f"at {_words(d['locations'])}")
-    return " ".join(parts) + "."
+    return ", ".join(parts) + "."
 
 
 def _withdrawal(d: dict[str, Any]) -> str:

@@ -109,6 +109,10 @@ class AuthzStore(Protocol):
     ) -> None:
         """End an authenticated interaction (consent given: ``code``; refused: None). Once only."""
 
+    async def abandon(self, request_id: str, now: datetime, audit: AuditRecord) -> None:
+        """End an interaction the person left ("Back to the client"), signed in or not, even past its
+        expiry. Once only: raises :class:`InteractionUnavailable` (``finished``) if it already ended."""
+
     async def find_code(self, code_hash: str) -> CodeRecord | None: ...
 
     async def redeem_code(

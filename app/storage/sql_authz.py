@@ -195,6 +195,20 @@ class SqlAuthzStore:
                 await conn.execute(insert(AuthorizationCode).values(**dataclasses.asdict(code)))
             await append(conn, audit, self.hasher)
 
+    async def abandon(self, request_id: str, now: datetime, audit: AuditRecord) -> None:
+        async with self._write() as conn:
+            updated = await conn.execute(
+                update(AuthorizationRequest)
+                .where(
+                    AuthorizationRequest.request_id == request_id,
+                    AuthorizationRequest.finished_at.is_(None),
+                )
+                .values(finished_at=now, grant=None)
+            )
+            if not updated.rowcount:  # type: ignore[attr-defined]
+                raise InteractionUnavailable("finished")
+            await append(conn, audit, self.hasher)
+
     async def find_code(self, code_hash: str) -> CodeRecord | None:
         async with self.engine.connect() as conn:
             row = (

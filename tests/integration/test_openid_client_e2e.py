@@ -206,10 +206,10 @@ def test_fapi2_code_flow_with_openid_client(server: ServerProcess, relying_party
     assert lines[0] == f"{server.url} wants you to sign in with your Ethereum account:"
     assert lines[1] == Account.from_key(WALLET_KEY).address  # EIP-55, though the wallet answered lower case
     assert f"URI: {server.url}" in lines and f"Chain ID: {CHAIN_ID}" in lines and "Version: 1" in lines
-    assert (
-        CLIENT_NAME in result["consent_text"]
-        and Account.from_key(WALLET_KEY).address in result["consent_text"]
-    )
+    # the full EIP-55 address, its hex digits in groups of four for reading (app/chain/names.py)
+    address = Account.from_key(WALLET_KEY).address
+    grouped = " ".join([address[:6], *(address[i : i + 4] for i in range(6, 42, 4))])
+    assert CLIENT_NAME in result["consent_text"] and grouped in result["consent_text"], result["consent_text"]
 
     # tokens: DPoP-bound to the RP's key, for the wallet's did:pkh
     claims = result["id_token_claims"]

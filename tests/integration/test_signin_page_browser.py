@@ -89,7 +89,8 @@ def test_wallet_on_the_wrong_chain_is_told_to_switch(
 ) -> None:
     result = run_flow(server, relying_party, "wrong_chain", wallet_key=CHAIN_WALLET_KEY, wallet_chain_id=1)
     assert result["ok"], explain(result)
-    assert f"switch your wallet to chain {CHAIN_ID}" in result["error_text"], result["error_text"]
+    expected = f"Switch your wallet to Portcullis development chain ({CHAIN_ID}), then try again."
+    assert expected in result["error_text"], result["error_text"]
     assert result["consent_visible"] is False
     assert "personal_sign" not in result["wallet_calls"] and result["signed_messages"] == []
 
@@ -98,7 +99,7 @@ def test_wallet_on_the_wrong_chain_is_told_to_switch(
 def test_a_rejected_signature_can_be_retried(server: ServerProcess, relying_party: RelyingParty) -> None:
     result = run_flow(server, relying_party, "retry", wallet_key=RETRY_WALLET_KEY)
     assert result["ok"], explain(result)
-    assert "rejected in the wallet" in result["error_text"]
+    assert "You declined the signature request in your wallet" in result["error_text"], result["error_text"]
     assert result["error_visible_at_consent"] is False
     assert result["wallet_calls"].count("personal_sign") == 2 and len(result["signed_messages"]) == 1
     # the retry fetched nothing new: one page load, then only the sign-in call

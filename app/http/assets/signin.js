@@ -5,7 +5,7 @@
   "use strict";
   const view = JSON.parse(document.getElementById("portcullis-interaction").textContent);
   const $ = (id) => document.getElementById(id);
-  const errorBox = $("error");
+  const failureBox = $("failure");
   const status = $("status");
   const connect = $("connect");
   const factorForm = $("factor-form");
@@ -17,8 +17,8 @@
     !!navigator.credentials &&
     typeof navigator.credentials.get === "function";
   const clientLabel = view.client.client_name || view.client.client_id;
-  // Errors after which this nonce cannot succeed: the user has to start again from the app.
-  const RESTART = new Set(["nonce_mismatch", "expired_message", "message_too_old", "interaction_expired"]);
+  const texts = view.texts || {};
+  let lastFailure = null; // the failure on screen: named in the audit entry when the person goes back
   let pending = null; // {message, signature, device_id} of the last signature, re-sent with a second factor
   let signer = null; // {address, chainId} that made the last signature: whose passkeys to ask for
 
@@ -38,14 +38,58 @@
     intro.hidden = list.hidden;
   }
 
-  function showError(text) {
-    errorBox.textContent = text;
-    errorBox.hidden = false;
+  function chainName(id) {
+    return (view.chain_names || {})[String(id)] || `chain ${id}`;
+  }
+
+  // EIP-55 keeps its case; the hex digits go in groups of four so a person can compare them.
+  function groupedAddress(address) {
+    const digits = String(address).replace(/^0x/i, "");
+    const groups = digits.match(/.{1,4}/g) || [];
+    return ["0x" + (groups[0] || ""), ...groups.slice(1)].join(" ");
+  }
+
+  // A failure in words (app/http/page_text.py): heading, what to do next, the technical reason folded away.
+  // ``text`` is a page object {failure, title, message, back, technical}; ``fill`` replaces placeholders.
+  function showFailure(text, fill) {
+    const put = (value) => {
+      let out = String(value || "");
+      for (const [key, replacement] of Object.entries(fill || {})) out = out.split(`{${key}}`).join(replacement);
+      return out;
+    };
+    lastFailure = text.failure || "other";
+    $("failure-title").textContent = put(text.title);
+    $("failure-message").textContent = put(text.message);
+    $("failure-technical").textContent = put(text.technical);
+    $("failure-details").open = false;
+    $("back").textContent = put(text.back) || `Back to ${clientLabel}`;
+    failureBox.hidden = false;
+    $("cancel").hidden = true; // the failure's own Back button stands in for it
+    if (text.failure === "expired") {
+      connect.hidden = true;
+      factorForm.hidden = true;
+    }
+    $("failure-title").focus();
+  }
+
+  // An answer without the page's words (an old server, a proxy's error page): still words, never a code.
+  function showAnswer(body) {
+    if (body && body.page && typeof body.page === "object") return showFailure(body.page);
+    const error = String((body && body.error) || "error");
+    const description = body && body.error_description ? String(body.error_description) : "";
+    showFailure({
+      failure: "other",
+      title: "The sign-in did not work",
+      message: `Something went wrong. Try again, or go back to ${clientLabel}.`,
+      back: `Back to ${clientLabel}`,
+      technical: description ? `${error}: ${description}` : error,
+    });
   }
 
   function clearError() {
-    errorBox.textContent = "";
-    errorBox.hidden = true;
+    failureBox.hidden = true;
+    $("cancel").hidden = false;
+    lastFailure = null;
   }
 
   function busy(on, text) {
@@ -110,31 +154,32 @@
     return { ok: response.ok, body: parsed };
   }
 
-  function explain(body) {
-    const error = String(body.error || "error");
-    const description = body.error_description ? String(body.error_description) : "";
-    if (RESTART.has(error) || /expired/i.test(description)) {
-      connect.hidden = true;
-      factorForm.hidden = true;
-      return `This sign-in request has expired. Go back to ${clientLabel} and start again.`;
+  // A failure the browser itself found (no wallet, wrong chain, 4001): worded by the server in advance.
+  class PageFailure extends Error {
+    constructor(failure, fill) {
+      super(failure);
+      this.failure = failure;
+      this.fill = fill || {};
     }
-    return description ? `${description} (${error})` : error;
   }
 
   async function wallet() {
-    if (!window.ethereum || typeof window.ethereum.request !== "function") {
-      throw new Error("No Ethereum wallet was found in this browser.");
-    }
+    if (!window.ethereum || typeof window.ethereum.request !== "function") throw new PageFailure("no_wallet");
     const accounts = await window.ethereum.request({ method: "eth_requestAccounts" });
     if (!Array.isArray(accounts) || !/^0x[0-9a-fA-F]{40}$/.test(String(accounts[0]))) {
       throw new Error("The wallet did not share an account.");
     }
     const chainId = Number.parseInt(String(await window.ethereum.request({ method: "eth_chainId" })), 16);
     if (!view.siwe.chain_ids.includes(chainId)) {
-      const wanted = view.siwe.chain_ids.join(" or ");
-      throw new Error(`Your wallet is on chain ${chainId}: switch your wallet to chain ${wanted}, then try again.`);
+      throw new PageFailure("wrong_chain", { wallet_chain: chainName(chainId), wallet_chain_id: String(chainId) });
     }
     return { address: PortcullisKeccak.toChecksumAddress(accounts[0]), chainId };
+  }
+
+  function showThrown(exc) {
+    if (exc instanceof PageFailure && texts[exc.failure]) return showFailure(texts[exc.failure], exc.fill);
+    if (exc && exc.code === 4001 && texts.rejected_signature) return showFailure(texts.rejected_signature);
+    showAnswer({ error: "wallet_error", error_description: String((exc && exc.message) || exc) });
   }
 
   async function signIn() {
@@ -150,7 +195,7 @@
       await submit(pending);
     } catch (exc) {
       busy(false);
-      showError(exc && exc.code === 4001 ? "The request was rejected in the wallet." : String(exc.message || exc));
+      showThrown(exc);
     }
   }
 
@@ -160,10 +205,11 @@
     busy(false);
     if (answer.ok && answer.body.consent) return showConsent(answer.body.consent);
     if (answer.body.error === "insufficient_user_authentication") return askSecondFactor();
-    showError(explain(answer.body));
+    showAnswer(answer.body);
   }
 
   function askSecondFactor() {
+    clearError();
     factorForm.hidden = false;
     connect.hidden = true;
     passkeyButton.hidden = !PASSKEYS;
@@ -175,7 +221,9 @@
     event.preventDefault();
     clearError();
     const code = factorInput.value.replace(/\s+/g, "");
-    if (!pending || !code) return showError("Enter the code from your authenticator app or a recovery code.");
+    if (!pending || !code) {
+      return showFailure(texts.second_factor_missing);
+    }
     const type = /^\d{6}$/.test(code) ? "totp" : "recovery";
     await submit({ ...pending, second_factor: { type, code } });
   }
@@ -186,33 +234,23 @@
     return `did:pkh:eip155:${signer.chainId}:${signer.address}`;
   }
 
-  // Why navigator.credentials.get failed, in words. The browser does not say whether a cancel, a timeout, a
-  // failed PIN or biometric check or an unknown credential was the cause (WebAuthn L2, "Authentication
-  // Ceremony Privacy"), and neither can we.
+  // Why navigator.credentials.get failed (the words are app/http/page_text.py's).
   function passkeyProblem(exc) {
     const name = exc && exc.name ? String(exc.name) : "Error";
-    if (name === "NotAllowedError" || name === "AbortError") {
-      return (
-        "The passkey was not used: the request was cancelled, timed out or not verified. " +
-        "Try again, or enter a code instead."
-      );
-    }
-    return `Your browser could not use a passkey here (${name}). Enter a code instead.`;
+    if (name === "NotAllowedError" || name === "AbortError") return showFailure(texts.passkey_not_used);
+    showFailure(texts.passkey_unsupported, { error_name: name });
   }
 
   async function usePasskey() {
     clearError();
-    if (!pending || !signer) return showError("Sign in with your wallet first.");
+    if (!pending || !signer) return connect.focus();
     busy(true, "Asking for a passkey challenge…");
     const options = await post(view.endpoints.webauthn_assertion, { subject: subject() });
     if (!options.ok) {
       busy(false);
       // The API answers the same for an unknown wallet and for one without a passkey.
-      showError(
-        options.body.error === "no_factor_enrolled"
-          ? "No passkey is registered for this wallet. Enter a code instead."
-          : explain(options.body),
-      );
+      if (options.body.error === "no_factor_enrolled") showFailure(texts.no_passkey);
+      else showAnswer(options.body);
       return factorInput.focus();
     }
     let credential;
@@ -222,7 +260,7 @@
       if (!credential) throw Object.assign(new Error("no credential"), { name: "NotAllowedError" });
     } catch (exc) {
       busy(false);
-      showError(passkeyProblem(exc));
+      passkeyProblem(exc);
       return factorInput.focus();
     }
     const answer = PortcullisPasskey.assertionJson(credential);
@@ -232,17 +270,50 @@
   function showConsent(consent) {
     $("signin").hidden = true;
     factorForm.hidden = true;
-    $("consent-client").textContent = consent.client.client_name || consent.client.client_id;
-    $("consent-account").textContent = consent.account;
-    $("consent-chain").textContent = String(consent.chain_id);
+    clearError();
+    const name = consent.client.client_name || consent.client.client_id;
+    $("consent-client").textContent = name;
+    $("consent-client-label").textContent = name;
+    $("consent-domain").textContent = consent.client.domain || view.client.domain || "";
+    $("consent-account").textContent = groupedAddress(consent.account);
+    $("consent-account").setAttribute("aria-label", `Wallet address ${consent.account}`);
+    $("consent-chain").textContent = chainName(consent.chain_id);
     fill($("consent-scopes"), (consent.scopes || []).map((s) => s.description || s.scope));
-    fill(
-      $("consent-details"),
-      (consent.authorization_details || []).map((d) => d.summary || d.type),
-    );
+    fillDetails($("consent-details"), consent.authorization_details || []);
     fillCompliance($("consent-compliance"), $("consent-compliance-intro"), consent.compliance);
+    $("consent-lifetime").textContent = consent.lifetime || "";
     $("consent").hidden = false;
-    $("allow").focus();
+    $("consent-heading").focus();
+  }
+
+  // Each detail in words; under it, where the policy narrowed it: what was asked, what is granted, why.
+  function fillDetails(list, details) {
+    list.replaceChildren();
+    for (const d of details) {
+      const li = document.createElement("li");
+      li.textContent = d.summary || d.type;
+      for (const line of d.narrowed || []) {
+        const p = document.createElement("p");
+        p.className = "narrowed";
+        p.textContent = line;
+        li.append(p);
+      }
+      list.append(li);
+    }
+    list.hidden = details.length === 0;
+  }
+
+  // "Back to the client": the server ends the sign-in and answers the client's redirect with
+  // error=access_denied, state and iss, so the app is not left waiting.
+  async function goBack() {
+    busy(true, `Returning to ${clientLabel}…`);
+    const answer = await post(view.endpoints.back, lastFailure ? { failure: lastFailure } : {});
+    if (answer.ok && typeof answer.body.redirect_to === "string") {
+      window.location.assign(answer.body.redirect_to);
+      return;
+    }
+    busy(false);
+    showAnswer(answer.body);
   }
 
   async function decide(approve) {
@@ -255,10 +326,15 @@
       return;
     }
     busy(false);
-    showError(explain(answer.body));
+    showAnswer(answer.body);
   }
 
   $("client-name").textContent = clientLabel;
+  $("client-label").textContent = clientLabel;
+  $("client-domain").textContent = view.client.domain || "";
+  $("operator-line").textContent = `Run by ${view.operator}, through Portcullis`;
+  $("chain-names").textContent = view.siwe.chain_ids.map(chainName).join(" or ");
+  $("cancel").textContent = `Back to ${clientLabel}`;
   fill($("scope-list"), (view.scopes || []).map((s) => s.description || s.scope));
   fill($("detail-list"), (view.authorization_details || []).map((d) => d.summary || d.type));
   fillCompliance($("compliance-list"), $("compliance-intro"), view.compliance);
@@ -268,4 +344,6 @@
   passkeyButton.addEventListener("click", usePasskey);
   $("allow").addEventListener("click", () => decide(true));
   $("deny").addEventListener("click", () => decide(false));
+  $("cancel").addEventListener("click", goBack);
+  $("back").addEventListener("click", goBack);
 })();

@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import * as client from "openid-client";
 import { chromium } from "playwright-core";
+import { fapiClient } from "./fapi.mjs";
 import { TestWallet } from "./wallet.mjs";
 
 const input = JSON.parse(readFileSync(0, "utf8"));
@@ -34,18 +35,8 @@ async function recordingFetch(url, options) {
 }
 
 async function relyingParty() {
-  const jwk = input.client_jwk;
-  const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
-  const config = await client.discovery(
-    new URL(input.issuer),
-    input.client_id,
-    {},
-    client.PrivateKeyJwt({ key, kid: jwk.kid }),
-    { execute: [client.allowInsecureRequests] },
-  );
+  const { config, dpop, dpopKeys } = await fapiClient(input);
   config[client.customFetch] = recordingFetch;
-  const dpopKeys = await client.randomDPoPKeyPair("ES256");
-  const dpop = client.getDPoPHandle(config, dpopKeys);
   result.dpop_public_jwk = await crypto.subtle.exportKey("jwk", dpopKeys.publicKey);
   return { config, dpop };
 }
