@@ -32,6 +32,7 @@ from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter, judge
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
 from app.settings import Settings
+from app.storage.redis import build_redis
 
 REFUSALS_KEPT = 10_000  # remembered refusals per process; beyond it the expired go, then the oldest
 
@@ -210,7 +211,7 @@ def build_guard(settings: Settings, clock: Clock, *, redis_prefix: str = "portcu
     counters: MemoryCounterStore | RedisCounterStore
     shared = None
     if settings.redis_url:
-        link = RedisLink(settings.redis_url)  # one connection, one circuit breaker for both
+        link = RedisLink(build_redis(settings))  # one client, one circuit breaker for both
         limits = RedisBackend(settings.redis_url, MemoryBackend(), prefix=redis_prefix + "rl:", link=link)
         counters = RedisCounterStore(settings.redis_url, prefix=redis_prefix + "anomaly:", link=link)
         backend, shared = limits, Shared(limits, counters)
