@@ -241,6 +241,11 @@ class RedisBackend:
         self._prefix = prefix
         self._scaled: dict[Limit, Limit] = {}
 
+    @property
+    def client(self) -> Redis:
+        """The redis-py client under this backend (start-up's credential check, /ready's PING)."""
+        return self._link.client
+
     async def hit(self, key: str, limit: Limit, now: float, cost: int = 1) -> Verdict:
         return (await self.hit_many([(key, limit)], now, cost))[0]
 
