@@ -223,6 +223,10 @@ class Settings(BaseSettings):
     redis_sentinels: list[str] = Field(default_factory=list)
     redis_sentinel_master: str | None = None
     redis_socket_timeout: float = Field(default=0.5, gt=0, le=10)
+    # While Redis is unreachable: "fallback" judges each request by stricter per-process budgets (a
+    # quarter of each), "refuse" answers guarded endpoints 503 with Retry-After (fail closed; with many
+    # replicas the per-process budgets together exceed the shared one).
+    redis_outage: Literal["fallback", "refuse"] = "fallback"
     rate_limits: bool = True
     # Proxies whose X-Forwarded-For / Forwarded headers are believed (CIDRs); others' headers are ignored.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)

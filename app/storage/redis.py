@@ -98,13 +98,14 @@ async def check_credentials(client: Redis) -> None:
         await client.ping()
     except AuthenticationError as exc:
         raise RedisConfigError(
-            "Redis refused the credentials (redis_url user/password or redis_password): "
-            f"{exc.__class__.__name__}"
+            "Redis refused the credentials (the user and password of PORTCULLIS_REDIS_URL, or "
+            f"PORTCULLIS_REDIS_PASSWORD): {exc.__class__.__name__}"
         ) from None
     except ResponseError as exc:
         if str(exc).startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
             raise RedisConfigError(
-                f"Redis refused the credentials (redis_url or redis_password): {str(exc).split(' ', 1)[0]}"
+                "Redis refused the credentials (the user and password of PORTCULLIS_REDIS_URL, or "
+                f"PORTCULLIS_REDIS_PASSWORD): {str(exc).split(' ', 1)[0]}"
             ) from None
     except FAILURES:
         return
