@@ -39,6 +39,7 @@ from app.settings import ChainSettings, Settings
 from app.storage import migrate
 from app.storage.db import Timeouts, create_engine
 from app.storage.records import AuditRecord
+from app.storage.redis import check_credentials
 from app.storage.sql import SqlStore
 from app.storage.sql_authz import SqlAuthzStore
 from app.storage.sql_clients import SqlClientStore
@@ -204,9 +205,15 @@ async def start(
     clock = clock or SystemClock()
     meta = meta or events.RequestMeta()
     metrics = metrics or Metrics()
-    opened = await open_database(settings, clock, meta, metrics)
-    engine, store, secret, auditor = opened.engine, opened.store, opened.secret, opened.auditor
     guard = build_guard(settings, clock)
+    try:
+        if guard.shared is not None:  # wrong Redis credentials stop start-up; Redis merely down does not
+            await check_credentials(guard.shared.limits.client)
+        opened = await open_database(settings, clock, meta, metrics)
+    except BaseException:
+        await guard.close()
+        raise
+    engine, store, secret, auditor = opened.engine, opened.store, opened.secret, opened.auditor
     provider = Provider(
         settings=settings,
         store=store,

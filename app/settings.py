@@ -216,6 +216,20 @@ class Settings(BaseSettings):
 
     # Rate limits and failure locks (docs/RATE_LIMITS.md): per process in memory, or shared through Redis.
     redis_url: str | None = None
+    # redis-py's client (app/storage/redis.py): a password kept out of the URL, TLS for rediss:// URLs (a
+    # private CA, a client certificate and key), Sentinel (host:port of each sentinel and the master's
+    # name; the URL then gives only scheme, credentials and db) and the per-operation socket timeout.
+    redis_password: SecretStr | None = None
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    redis_sentinels: list[str] = Field(default_factory=list)
+    redis_sentinel_master: str | None = None
+    redis_socket_timeout: float = Field(default=0.5, gt=0, le=10)
+    # While Redis is unreachable: "fallback" judges each request by stricter per-process budgets (a
+    # quarter of each), "refuse" answers guarded endpoints 503 with Retry-After (fail closed; with many
+    # replicas the per-process budgets together exceed the shared one).
+    redis_outage: Literal["fallback", "refuse"] = "fallback"
     rate_limits: bool = True
     # Proxies whose X-Forwarded-For / Forwarded headers are believed (CIDRs); others' headers are ignored.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
@@ -326,6 +340,7 @@ class Settings(BaseSettings):
                 problems.append(
                     f"secret_key: required in production, at least {MIN_SECRET_LENGTH} characters"
                 )
+        problems += self._redis_problems()
         problems += self._registration_problems()
         problems += self._compliance_problems()
         if problems:
@@ -405,6 +420,24 @@ class Settings(BaseSettings):
             self.webauthn_origins = [f"{parts.scheme}://{parts.netloc}"]
         if not self.access_token_audience:
             self.access_token_audience = self.issuer
+
+    def _redis_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.append("redis_url: redis://host[:port][/db], rediss://... (TLS) or unix:///path")
+        for entry in self.redis_sentinels:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                problems.append(f"redis_sentinels: {entry!r} is not host:port")
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            problems.append("redis_sentinel_master: required with redis_sentinels (the master's name)")
+        if self.redis_sentinels and not self.redis_url:
+            problems.append(
+                "redis_url: required with redis_sentinels (redis:// or rediss://, credentials, db)"
+            )
+        if self.redis_tls_key_file and not self.redis_tls_cert_file:
+            problems.append("redis_tls_key_file: needs redis_tls_cert_file")
+        return problems
 
     def _registration_problems(self) -> list[str]:
         token = self.registration_initial_access_token

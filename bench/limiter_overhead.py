@@ -7,7 +7,8 @@ Run: ``.venv/bin/python bench/limiter_overhead.py [--pairs 300] [--history 400] 
    one fake clock, differing only in the request guard (``app.risk.guard``):
    ``without``: limits off (PORTCULLIS_RATE_LIMITS=false), no Redis; the failure-spike lock lookup that
    every request makes stays, in memory. ``memory``: limits on, in this process. ``redis``: limits on and
-   the lock lookups too, in the Redis at 127.0.0.1:6379 under a key prefix of this run's own (skipped
+   the lock lookups too, in the Redis at 127.0.0.1:6379 through redis-py's asyncio client (hiredis's
+   reply parser when it is installed; the run prints which) under a key prefix of this run's own (skipped
    when it does not answer), as a deployment with several replicas runs. And ``neither``: ``without``
    with the risk engine cut out too, as ``bench/risk_overhead.py`` does it (no assessment, no indexes of
    its own), for the cost of the two together. Two controls where Redis answers: ``memory+ping``, the
@@ -50,6 +51,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from redis.asyncio import Redis
+from redis.utils import HIREDIS_AVAILABLE
 from sqlalchemy import text
 
 from app.risk.anomaly import AnomalyDetector
@@ -59,7 +62,7 @@ from app.risk.history import INDEXES
 from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
-from app.risk.resp import RedisClient
+from app.storage.redis import client_options
 from bench.machine import machine_note
 from bench.risk_overhead import WALLETS, WARM_UP, Side, Timings, Wallet, fresh_database
 from tests.conftest import FakeClock, make_settings, running_app
@@ -96,11 +99,11 @@ class PingGuard(Guard):
     async def begin(
         self, endpoint: str, *, ip: str | None, address: str | None = None, client_id: str | None = None
     ) -> Gate:
-        await self.pinger.call("PING")
+        await self.pinger.ping()
         return await super().begin(endpoint, ip=ip, address=address, client_id=client_id)
 
     async def close(self) -> None:
-        await self.pinger.close()
+        await self.pinger.aclose()
         await super().close()
 
 
@@ -110,7 +113,7 @@ def guard_for(name: str, settings: Any, clock: FakeClock, prefix: str, redis_url
         return WaitedGuard(g.limiter, g.detector, g.backend, g.clock, g.shared)
     if name == PING:
         pinging = PingGuard(g.limiter, g.detector, g.backend, g.clock, g.shared)
-        pinging.pinger = RedisClient(redis_url)
+        pinging.pinger = Redis.from_url(redis_url, **client_options(0.5))
         return pinging
     return g
 
@@ -211,7 +214,7 @@ async def measure(
     pairs: int, history: int, iterations: int, rtt_ms: float, controls: bool
 ) -> tuple[Timings, dict[str, dict[str, float]]]:
     prefix = f"portcullis-bench:{uuid.uuid4().hex}:"
-    probe = RedisLink(REDIS_URL)
+    probe = RedisLink.from_url(REDIS_URL)
     redis = await probe.ping()
     async with contextlib.AsyncExitStack() as stack:
         url = None
@@ -308,6 +311,7 @@ def main() -> int:
 
         uvloop.install()
     print(f"machine: {machine_note()}, load average {os.getloadavg()[0]:.1f}, event loop: {args.loop}")
+    print(f"Redis client: redis-py asyncio, reply parser {'hiredis' if HIREDIS_AVAILABLE else 'pure Python'}")
     if args.redis_rtt_ms:
         print(f"Redis reached through a relay adding {args.redis_rtt_ms} ms to each round trip")
     timings, costs = asyncio.run(

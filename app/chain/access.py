@@ -49,6 +49,10 @@ class ChainAccess:
     def get(self, chain_id: int) -> Chain | None:
         return self._chains.get(chain_id)
 
+    def sources(self) -> list[Chain]:
+        """The chains with compliance sources: sign-ins need their RPC (/ready probes each)."""
+        return [chain for chain in self._chains.values() if chain.reader is not None]
+
     def followers(self, on_change: OnChange) -> list[LogFollower]:
         """One log follower per chain with compliance sources, reporting to ``on_change``."""
         return [

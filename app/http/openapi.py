@@ -102,6 +102,28 @@ SCHEMAS: dict[str, Schema] = {
     "ClientMetadata": {"type": "object", "description": "RFC 7591 client metadata (docs/CLIENTS.md)"},
     "Jwks": _obj(("keys",), keys={"type": "array", "items": ANY_OBJECT}),
     "Status": _obj(("status",), status=STR),
+    # GET /ready (app/http/readiness.py): one entry per dependency, keyed "database", "redis",
+    # "chain:<id>", "audit_sink"; 503 bodies add the OAuthError fields and "failing".
+    "Readiness": _obj(
+        ("status",),
+        status={"enum": ["ready", "not_ready", "draining"]},
+        compliance=STR,
+        checks={
+            "type": "object",
+            "additionalProperties": _obj(
+                ("state", "ms"),
+                state={"enum": ["up", "down"]},
+                ms={"type": "number"},
+                error=STR,
+                block=INT,
+                last_checkpoint=INT,
+            ),
+        },
+        failing={"type": "array", "items": STR},
+        audit_sink=ANY_OBJECT,
+        error=STR,
+        error_description=STR,
+    ),
     "JsonRpc": {"type": "object", "description": "a JSON-RPC 2.0 request or response"},
 }
 
@@ -359,9 +381,12 @@ OPERATIONS: list[Row] = [
     (
         "/ready",
         "get",
-        "Database, Redis and the audit sink are usable",
+        "Database, Redis, the chains' RPC and the audit sink answer, each probed within 2 s",
         None,
-        {"200": ("ready", _json("Status"))},
+        {
+            "200": ("ready, with every check", _json("Readiness")),
+            "503": ("not ready (the failing checks named) or draining", _json("Readiness")),
+        },
     ),
     (
         "/metrics",

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.audit.events import RequestMeta
-from app.errors import InvalidRequest, TemporarilyUnavailable
+from app.errors import InvalidRequest
 from app.http import cors
 from app.http.authorize import make_routes as authorize_routes
 from app.http.body import read_form, read_json_object, string_field
 from app.http.client_ip import client_ip
 from app.http.delegations import delegation_routes
-from app.http.errors import NO_STORE, error_response, retry_after
+from app.http.errors import NO_STORE
 from app.http.logout import logout_routes
 from app.http.mfa import mfa_routes
+from app.http.readiness import ready
 from app.http.registration import registration_routes
 from app.oauth import bearer, introspection, signin
 from app.oauth.provider import Provider
@@ -127,32 +126,6 @@ async def jwks(request: Request) -> Response:
 
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
-
-
-# /ready answers within 2 s whatever the database does (a black-holed one never answers at all): an
-# orchestrator's probe must not time out, and a slow answer is itself "not ready".
-READY_PING_SECONDS = 1.5
-
-
-async def ready(request: Request) -> Response:
-    p = _provider(request)
-    try:
-        await asyncio.wait_for(p.store.ping(), READY_PING_SECONDS)
-    except Exception as exc:  # any failure to reach the database, or none in time, means not ready
-        raise TemporarilyUnavailable("the database is not reachable") from exc
-    if not await p.guard.healthy():
-        # Limits still hold (stricter, per process), but replicas no longer share them: not ready.
-        raise TemporarilyUnavailable(
-            "Redis is not reachable; rate limits run on stricter per-process budgets"
-        )
-    sink = p.audit_sink.status()
-    if not sink["ok"]:  # ASVS 16.5.3: checkpoints cannot reach the write-once sink
-        down = TemporarilyUnavailable(f"the audit checkpoint sink cannot be written: {sink['error']}")
-        answer = error_response(down, retry_after(request))
-        return JSONResponse(
-            {**down.to_json(), "audit_sink": sink}, status_code=503, headers=dict(answer.headers)
-        )
-    return JSONResponse({"status": "ready", "compliance": p.settings.compliance, "audit_sink": sink})
 
 
 # Starlette tries routes in order: the busiest (sign-in, introspection, keys) come first, so they do

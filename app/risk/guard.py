@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from app.clock import Clock
+from app.errors import TemporarilyUnavailable
 from app.risk.anomaly import AnomalyDetector, LockEvent
 from app.risk.counters import MemoryCounterStore
 from app.risk.errors import RateLimited
@@ -32,6 +33,7 @@ from app.risk.limits import DEFAULT_LIMITS, LimiterBackend, RateLimiter, judge
 from app.risk.memory import MemoryBackend
 from app.risk.redis_backend import RedisBackend, RedisCounterStore, RedisLink
 from app.settings import Settings
+from app.storage.redis import build_redis
 
 REFUSALS_KEPT = 10_000  # remembered refusals per process; beyond it the expired go, then the oldest
 
@@ -77,6 +79,9 @@ class Guard:
     backend: LimiterBackend
     clock: Clock
     shared: Shared | None = None  # limits and locks in Redis
+    # PORTCULLIS_REDIS_OUTAGE=refuse: while Redis is unreachable, guarded requests are 503 (fail closed)
+    # instead of being judged by the stricter per-process fallback.
+    refuse_without_redis: bool = False
     # key -> end in Unix seconds: a lock or a budget Redis refused, until it would allow it again
     _refused: dict[str, float] = field(default_factory=dict)
 
@@ -129,6 +134,8 @@ class Guard:
         until = await shared.counters.fallback.locked_until(lock_keys, now)
         if until is None:
             answer = await shared.limits.admit([shared.counters.redis_key(k) for k in lock_keys], items, now)
+            if answer is None and self.refuse_without_redis:
+                raise TemporarilyUnavailable("Redis is not reachable: rate limits cannot be checked")
             if answer is None:  # Redis is unusable: the stricter per-process fallbacks answer
                 until = await shared.counters.locked_until(lock_keys, now)
                 self._raise_if_locked(_at(until), ip)
@@ -210,7 +217,7 @@ def build_guard(settings: Settings, clock: Clock, *, redis_prefix: str = "portcu
     counters: MemoryCounterStore | RedisCounterStore
     shared = None
     if settings.redis_url:
-        link = RedisLink(settings.redis_url)  # one connection, one circuit breaker for both
+        link = RedisLink(build_redis(settings))  # one client, one circuit breaker for both
         limits = RedisBackend(settings.redis_url, MemoryBackend(), prefix=redis_prefix + "rl:", link=link)
         counters = RedisCounterStore(settings.redis_url, prefix=redis_prefix + "anomaly:", link=link)
         backend, shared = limits, Shared(limits, counters)
@@ -225,4 +232,4 @@ def build_guard(settings: Settings, clock: Clock, *, redis_prefix: str = "portcu
         cooldown=float(settings.lock_cooldown_seconds),
     )
     limiter = RateLimiter(backend, DEFAULT_LIMITS, clock) if settings.rate_limits else None
-    return Guard(limiter, detector, backend, clock, shared)
+    return Guard(limiter, detector, backend, clock, shared, settings.redis_outage == "refuse")

@@ -4,7 +4,8 @@ Each check is one Lua script (EVALSHA): the GCRA arithmetic of ``app.risk.gcra``
 the check inside Redis, all or nothing, so concurrent replicas never both spend the last request. The
 keys of one script must live on one node (single Redis or a replica set; not a sharded cluster).
 
-When Redis fails (refused, reset, timed out after ``timeout`` seconds), the call is answered by the
+Redis is reached through redis-py's asyncio client (``app.storage.redis``). When Redis fails (refused,
+reset, timed out after the client's socket timeout), the call is answered by the
 per-process fallback with stricter limits, and Redis is left alone for ``retry_seconds`` (a circuit
 breaker: a dead Redis must not add a timeout to every request); then one call probes it again. The
 limiter is never unlimited: without Redis each process enforces ``fallback_factor`` of every budget.
@@ -14,21 +15,23 @@ of ``d`` seconds lets a key through at most ``d / interval`` requests early.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
 
 from app.risk.counters import FORGET_BELOW, MemoryCounterStore, decayed
 from app.risk.gcra import MICROS, Limit, Verdict, to_micros
 from app.risk.memory import MemoryBackend
-from app.risk.resp import Arg, RedisClient, ReplyError, Script, expect_bytes, expect_list
+from app.storage.redis import FAILURES, client_options
 
 log = logging.getLogger("portcullis.risk")
 
-# OSError covers refused and reset connections, TimeoutError and TLS errors; a ReplyError here is the
-# server refusing work (OOM, LOADING, READONLY after a failover): all answered by the fallback.
-FAILURES = (OSError, ReplyError)
+Arg = bytes | str | int | float
 
 # KEYS: first ARGV[3] lock keys (app.risk.anomaly's, each holding a lock's end in seconds), then the
 # budget keys of one check. ARGV: now_us, cost, lock count, then interval_us and tolerance_us for each
@@ -127,12 +130,41 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisLink:
-    """One Redis client plus the circuit breaker that sends callers to their fallback."""
+    """One Redis client (redis-py, ``app.storage.redis.build_redis``) plus the circuit breaker that sends
+    callers to their fallback."""
 
-    def __init__(self, url: str, *, timeout: float = 0.25, retry_seconds: float = 2.0) -> None:
-        self.client = RedisClient(url, timeout=timeout)
+    def __init__(self, client: Redis, *, retry_seconds: float = 2.0) -> None:
+        self.client = client
         self._retry_seconds = retry_seconds
         self._down_until: float | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 0.5, retry_seconds: float = 2.0) -> RedisLink:
+        """A link with a plain client for ``url`` (tests, benches); the app builds its client from
+        Settings with ``build_redis``."""
+        return cls(Redis.from_url(url, **client_options(timeout)), retry_seconds=retry_seconds)
+
+    def script(self, source: str) -> Any:
+        """An EVALSHA runner for ``source`` (redis-py sends the script in full on NOSCRIPT)."""
+        return self.client.register_script(source)
+
+    def later(self, call: Any) -> None:
+        """Run ``call`` (an awaitable) without the caller waiting for it; its failure is logged."""
+        task = asyncio.ensure_future(call)
+        self._pending.add(task)
+        task.add_done_callback(self._settle)
+
+    async def settled(self) -> None:
+        """Wait for the calls ``later`` sent: what is sent next must see their effect (a refund before
+        the next check of the same budget). Free when none is outstanding, the common case."""
+        if self._pending:
+            await asyncio.wait(set(self._pending))
+
+    def _settle(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a deferred Redis call failed: %r", task.exception())
 
     def usable(self, now: float) -> bool:
         if self._down_until is None:
@@ -155,22 +187,23 @@ class RedisLink:
 
     async def ping(self) -> bool:
         try:
-            return await self.client.call("PING") == b"PONG"
+            return bool(await self.client.ping())
         except FAILURES:
             return False
 
     async def delete_matching(self, pattern: str) -> None:
-        cursor: bytes = b"0"
+        cursor = 0
         while True:
-            reply = expect_list(await self.client.call("SCAN", cursor, "MATCH", pattern, "COUNT", 500))
-            cursor, keys = expect_bytes(reply[0]), [expect_bytes(k) for k in expect_list(reply[1])]
+            cursor, keys = await self.client.scan(cursor, match=pattern, count=500)
             if keys:
-                await self.client.call("UNLINK", *keys)
-            if cursor == b"0":
+                await self.client.unlink(*keys)
+            if not cursor:
                 return
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._pending:  # deferred refunds still go out before the pool closes
+            await asyncio.wait(set(self._pending), timeout=1.0)
+        await self.client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +228,23 @@ class RedisBackend:
         fallback_factor: float = 0.25,
         *,
         prefix: str = "portcullis:rl:",
-        timeout: float = 0.25,
+        timeout: float = 0.5,
         retry_seconds: float = 2.0,
         link: RedisLink | None = None,
     ) -> None:
         if not 0 < fallback_factor <= 1:
             raise ValueError("fallback_factor must be in (0, 1]: the fallback is never looser than Redis")
-        self._link = link or RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
-        self._script = Script(self._link.client, GCRA_LUA)
+        self._link = link or RedisLink.from_url(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._script = self._link.script(GCRA_LUA)
         self._fallback = fallback
         self._factor = fallback_factor
         self._prefix = prefix
         self._scaled: dict[Limit, Limit] = {}
+
+    @property
+    def client(self) -> Redis:
+        """The redis-py client under this backend (start-up's credential check, /ready's PING)."""
+        return self._link.client
 
     async def hit(self, key: str, limit: Limit, now: float, cost: int = 1) -> Verdict:
         return (await self.hit_many([(key, limit)], now, cost))[0]
@@ -238,9 +276,10 @@ class RedisBackend:
             if cost > limit.burst:
                 raise ValueError(f"cost {cost} exceeds the burst of {limit.name!r}: never allowed")
             args += (limit.interval_us, limit.tolerance_us)
+        await self._link.settled()
         try:
             keys = [*lock_keys, *(self._prefix + key for key, _ in items)]
-            reply = expect_bytes(await self._script(keys, args))
+            reply = await self._script(keys=keys, args=args)
         except FAILURES as exc:
             self._link.failed(now, exc)
             return None
@@ -251,12 +290,13 @@ class RedisBackend:
         return Admitted(None, [Verdict(n[i] == 1, n[i + 1] / MICROS, n[i + 2]) for i in range(0, len(n), 3)])
 
     async def refund(self, key: str, limit: Limit, now: float, cost: int = 1) -> None:
-        """Pay back without waiting for Redis: a refund must not delay a response. It is applied before
-        anything this backend sends later; one lost (Redis restarting) costs a client one request."""
+        """Pay back without waiting for Redis: a refund must not delay a response. It is sent in a task
+        of its own, which this backend's next call waits for; one lost (Redis restarting) costs a client
+        one request."""
         if self._link.usable(now):
             args: list[Arg] = [to_micros(now), -cost, 0, limit.interval_us, limit.tolerance_us]
-            if self._script.defer([self._prefix + key], args):
-                return
+            self._link.later(self._script(keys=[self._prefix + key], args=args))
+            return
         await self.hit(key, limit, now, -cost)
 
     def stricter(self, limit: Limit) -> Limit:
@@ -291,15 +331,15 @@ class RedisCounterStore:
         fallback_factor: float = 0.25,
         *,
         prefix: str = "portcullis:anomaly:",
-        timeout: float = 0.25,
+        timeout: float = 0.5,
         retry_seconds: float = 2.0,
         link: RedisLink | None = None,
     ) -> None:
         if not 0 < fallback_factor <= 1:
             raise ValueError("fallback_factor must be in (0, 1]")
-        self._link = link or RedisLink(url, timeout=timeout, retry_seconds=retry_seconds)
-        self._bump = Script(self._link.client, BUMP_LUA)
-        self._lock = Script(self._link.client, LOCK_LUA)
+        self._link = link or RedisLink.from_url(url, timeout=timeout, retry_seconds=retry_seconds)
+        self._bump = self._link.script(BUMP_LUA)
+        self._lock = self._link.script(LOCK_LUA)
         self.fallback = fallback or MemoryCounterStore()
         self._fallback_amount = 1.0 / fallback_factor
         self._prefix = prefix
@@ -311,9 +351,7 @@ class RedisCounterStore:
     async def bump(self, key: str, now: float, half_life: float) -> float:
         if self._link.usable(now):
             try:
-                reply = expect_bytes(
-                    await self._bump([self._prefix + key], [now, half_life, 1.0, FORGET_BELOW])
-                )
+                reply = await self._bump(keys=[self._prefix + key], args=[now, half_life, 1.0, FORGET_BELOW])
             except FAILURES as exc:
                 self._link.failed(now, exc)
             else:
@@ -324,7 +362,7 @@ class RedisCounterStore:
     async def peek(self, key: str, now: float, half_life: float) -> float:
         if self._link.usable(now):
             try:
-                reply = expect_list(await self._link.client.call("HMGET", self._prefix + key, "s", "t"))
+                reply = await self._link.client.hmget(self._prefix + key, ["s", "t"])
             except FAILURES as exc:
                 self._link.failed(now, exc)
             else:
@@ -338,7 +376,7 @@ class RedisCounterStore:
     async def lock(self, key: str, now: float, until: float) -> bool:
         if self._link.usable(now):
             try:
-                reply = await self._lock([self._prefix + key], [now, until])
+                reply = await self._lock(keys=[self._prefix + key], args=[now, until])
             except FAILURES as exc:
                 self._link.failed(now, exc)
             else:
@@ -354,7 +392,7 @@ class RedisCounterStore:
         local = await self.fallback.ends(keys, now)
         if self._link.usable(now):
             try:
-                values = expect_list(await self._link.client.call("MGET", *[self._prefix + k for k in keys]))
+                values = await self._link.client.mget([self._prefix + k for k in keys])
             except FAILURES as exc:
                 self._link.failed(now, exc)
             else:
@@ -366,7 +404,7 @@ class RedisCounterStore:
         ttl = max(1, math.ceil((until - now) * 1000))
         if self._link.usable(now):
             try:
-                await self._link.client.call("SET", self._prefix + key, repr(until), "PX", ttl)
+                await self._link.client.set(self._prefix + key, repr(until), px=ttl)
             except FAILURES as exc:
                 self._link.failed(now, exc)
             else:
@@ -375,10 +413,10 @@ class RedisCounterStore:
         await self.fallback.mark(key, now, until)
 
     async def clear(self, keys: Sequence[str]) -> None:
-        """Clears this process's fallback copy, then Redis; raises OSError when Redis is unreachable (an
-        admin command must not report success it did not have)."""
+        """Clears this process's fallback copy, then Redis; raises a redis-py error when Redis is
+        unreachable (an admin command must not report success it did not have)."""
         await self.fallback.clear(keys)
-        await self._link.client.call("DEL", *[self._prefix + k for k in keys])
+        await self._link.client.delete(*[self._prefix + k for k in keys])
 
     async def healthy(self) -> bool:
         return await self._link.ping()

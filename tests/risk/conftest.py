@@ -9,10 +9,12 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
+from redis.asyncio import Redis
 
-from app.risk.resp import RedisClient, ReplyError, parse_url
+from app.storage.redis import FAILURES, client_options
 
 REDIS_ENV = "PORTCULLIS_TEST_REDIS_URL"
 REDIS_URL = os.environ.get(REDIS_ENV) or "redis://127.0.0.1:6379/0"
@@ -26,22 +28,22 @@ until cursor == '0'
 """
 
 
-def quick_client(url: str) -> RedisClient:
-    return RedisClient(url, timeout=0.5)
+def quick_client(url: str) -> Redis:
+    return Redis.from_url(url, **client_options(0.5))
 
 
 async def answering_redis() -> str:
     """The test Redis URL; skips the test when nothing answers there."""
     client = quick_client(REDIS_URL)
     try:
-        await client.call("PING")
-    except (ReplyError, OSError) as exc:
+        await client.ping()
+    except FAILURES as exc:
         pytest.skip(
             f"Redis at {REDIS_URL} does not answer ({exc.__class__.__name__}): "
             f"these tests need a Redis server ({REDIS_ENV} points elsewhere)"
         )
     finally:
-        await client.close()
+        await client.aclose()
     return REDIS_URL
 
 
@@ -55,9 +57,9 @@ async def redis_namespace() -> AsyncIterator[tuple[str, str]]:
     finally:
         client = quick_client(url)
         try:
-            await client.call("EVAL", CLEAN_LUA, 0, value + "*")
+            await client.eval(CLEAN_LUA, 0, value + "*")
         finally:
-            await client.close()
+            await client.aclose()
 
 
 @pytest.fixture
@@ -82,15 +84,16 @@ def closed_port() -> int:
 class Relay:
     """A TCP relay to Redis. ``stop`` closes the listener and every relayed connection: Redis is down."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], db: int = 0) -> None:
         self.upstream = upstream
+        self.db = db
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://127.0.0.1:{self.port}/{self.db}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -121,8 +124,8 @@ class Relay:
 
 @pytest.fixture
 async def relay(redis_url: str) -> AsyncIterator[Relay]:
-    endpoint = parse_url(redis_url)
-    proxy = Relay((endpoint.host, endpoint.port))
+    parts = urlsplit(redis_url)
+    proxy = Relay((parts.hostname or "127.0.0.1", parts.port or 6379), int(parts.path.strip("/") or 0))
     await proxy.start()
     yield proxy
     if proxy._server is not None:

@@ -33,7 +33,7 @@ def memory_guard(clock: FakeClock) -> Guard:
 
 
 def redis_guard(url: str, prefix: str, clock: FakeClock) -> Guard:
-    link = RedisLink(url, retry_seconds=2.0)
+    link = RedisLink.from_url(url, retry_seconds=2.0)
     limits = RedisBackend(url, MemoryBackend(), prefix=prefix + "rl:", link=link)
     counters = RedisCounterStore(url, prefix=prefix + "anomaly:", link=link)
     detector = AnomalyDetector(counters, clock, ip_threshold=3.0, cooldown=60.0)
