@@ -135,6 +135,8 @@ READY_PING_SECONDS = 1.5
 
 
 async def ready(request: Request) -> Response:
+    if getattr(request.app.state, "draining", False):  # SIGTERM came (app.cli.workers): take us out
+        raise TemporarilyUnavailable("the server is shutting down")
     p = _provider(request)
     try:
         await asyncio.wait_for(p.store.ping(), READY_PING_SECONDS)
