@@ -453,7 +453,7 @@ def _worker_problems_of(settings: Settings) -> list[str]:
     if not settings.database_url.startswith("postgresql"):
         problems.append(
             f"workers: {settings.workers} workers need PostgreSQL (PORTCULLIS_DATABASE_URL="
-            "postgresql+asyncpg://...); SQLite takes one worker. See docs/DEPLOY.md, \"Workers\""
+            'postgresql+asyncpg://...); SQLite takes one worker. See docs/DEPLOY.md, "Workers"'
         )
     if settings.dev_chain:
         problems.append(

@@ -17,6 +17,22 @@ from tests.integration.server import ServerProcess
 REDIS_URL = "redis://127.0.0.1:6379/6"  # this suite's Redis database (other suites use others)
 
 
+def database_rows(database_url: str, sql: str) -> list[tuple[object, ...]]:
+    """The rows of one query on ``database_url`` (an asyncpg URL), read with a connection of its own."""
+    import asyncpg
+
+    async def query() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(
+            database_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=5
+        )
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
+
+
 async def _admin(sql: str) -> None:
     import asyncpg
 
