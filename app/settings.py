@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     mode: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Pre-fork server processes sharing the listening socket (`portcullis serve --workers N`); one per core
+    # (docs/DEPLOY.md, "Workers"). More than one needs PostgreSQL: SQLite is refused at start-up.
+    workers: int = Field(default=1, ge=1, le=64)
+    # SIGTERM: in-flight requests get this long to finish before their connections are closed.
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     # Public base URL of this server. Default: http://{host}:{port} (development only).
     issuer: str = ""
     # Where the embedded database and development secrets live.
@@ -302,6 +307,9 @@ class Settings(BaseSettings):
     registration_enabled: bool = False
     registration_initial_access_token: SecretStr | None = None
 
+    def _worker_problems(self) -> list[str]:
+        return _worker_problems_of(self)
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
         """Derive the defaults that depend on other settings, then check the rules between settings. Every
@@ -317,6 +325,7 @@ class Settings(BaseSettings):
             self.audit_sink_max_backlog = self.audit_checkpoint_every
         if self.mode == "production" or self.chains:
             self.dev_chain = False
+        problems += self._worker_problems()
         if not self.log_format:
             self.log_format = "json" if self.mode == "production" else "text"
         if not self.metrics:
@@ -471,6 +480,25 @@ class Settings(BaseSettings):
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
+
+
+def _worker_problems_of(settings: Settings) -> list[str]:
+    """Several workers need a database every process writes to safely: SQLite has one writer per file and
+    each worker would hold its own write lock, so it is refused rather than left to lock up under load."""
+    if settings.workers == 1:
+        return []
+    problems: list[str] = []
+    if not settings.database_url.startswith("postgresql"):
+        problems.append(
+            f"workers: {settings.workers} workers need PostgreSQL (PORTCULLIS_DATABASE_URL="
+            'postgresql+asyncpg://...); SQLite takes one worker. See docs/DEPLOY.md, "Workers"'
+        )
+    if settings.dev_chain:
+        problems.append(
+            "workers: the development chain lives inside one process; with several workers configure"
+            " PORTCULLIS_CHAINS (e.g. anvil) or set PORTCULLIS_DEV_CHAIN=false"
+        )
+    return problems
 
 
 def export_metrics_environment(settings: Settings) -> None:

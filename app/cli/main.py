@@ -28,12 +28,9 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     import logging
     import logging.config
 
-    import uvicorn
-
     from app.chain.devchain_journal import JournalError
-    from app.cli import banner
+    from app.cli import banner, workers
     from app.http.app import create_app
-    from app.http.slow_clients import uvicorn_options
     from app.logs import logging_config
     from app.metrics import prepare_directory
 
@@ -49,26 +46,29 @@ def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     _check_database(
         settings
     )  # a database down, missing or locked by another secret: one line, not a traceback
-    try:
-        app = create_app(settings)
-    except JournalError as exc:  # the development chain's file: unreadable, another build, or in use
-        raise EnvironmentProblem(str(exc)) from exc
-    rows = banner.start_up_rows(settings, app.state.dev_chain)
+    app = None
+    if settings.workers == 1:  # one process: the app is built here; N workers build their own
+        try:
+            app = create_app(settings)
+        except JournalError as exc:  # the development chain's file: unreadable, another build, or in use
+            raise EnvironmentProblem(str(exc)) from exc
+    rows = banner.start_up_rows(settings, app.state.dev_chain if app is not None else None)
     if settings.log_format == "json":  # every line on stdout and stderr stays one JSON object
         logging.getLogger("portcullis").info("starting", extra={"event": "startup", "banner": dict(rows)})
     else:
         print(banner.render(rows), flush=True)
-    uvicorn.run(
+    config = workers.WorkerConfig(
+        settings,
         app,
-        host=settings.host,
-        port=settings.port,
         log_level=settings.log_level,
         log_config=log_config,  # our formats; the access log is the app's (app.http.access_log)
         access_log=False,
         proxy_headers=False,
         server_header=False,
-        **uvicorn_options(settings),  # header deadline, keep-alive and connection cap (docs/DEPLOY.md)
+        # the header deadline (protocol, built in each worker), keep-alive and connection cap
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
+    workers.run(config)
     return 0
 
 
@@ -271,9 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"portcullis {version('portcullis')}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)").set_defaults(
-        fn=_serve
+    serve = sub.add_parser("serve", help="run the server (PORTCULLIS_HOST, PORTCULLIS_PORT, ...)")
+    serve.add_argument(
+        "--workers", type=int, help="pre-fork worker processes, one per core (default: PORTCULLIS_WORKERS, 1)"
     )
+    serve.set_defaults(fn=_serve)
     demo = sub.add_parser(
         "demo", help="sign in the development chain's demo wallets and show what the trading policy grants"
     )
@@ -329,8 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    overrides: dict[str, object] = {}
+    if getattr(args, "workers", None) is not None:  # serve --workers wins over PORTCULLIS_WORKERS
+        overrides["workers"] = args.workers
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"portcullis: {exc}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from app.oauth import compliance
 from app.oauth.provider import Provider
 from app.oidc import keys
 from app.settings import Settings
+from app.storage import changes
 
 log = logging.getLogger("portcullis")
 
@@ -98,6 +99,10 @@ def create_app(
             asyncio.create_task(_checkpoints(runtime)),
             *(asyncio.create_task(f.run(stop)) for f in p.chains.followers(on_change)),
         ]
+        listener = change_listener(p, runtime.secret)
+        if listener is not None:  # other processes' key, client and chain changes (app.storage.changes)
+            tasks.append(asyncio.create_task(listener.run(stop)))
+        app.state.change_listener = listener
         if metrics.multiprocess_dir is not None:  # a scrape reaches one worker: each keeps its gauges fresh
             tasks.append(asyncio.create_task(_sample_metrics(metrics)))
         try:
@@ -161,10 +166,8 @@ async def _housekeeping(p: Provider, secret: bytes) -> None:
     since_purge = PURGE_INTERVAL
     while True:
         await asyncio.sleep(reload.total_seconds())
-        try:
-            schedule = keys.load_schedule(await p.key_store.list_keys(), secret, p.clock.now())
-            if schedule is not None:
-                p.keys.schedule = schedule
+        try:  # the safety net under the change listener: a missed notification is picked up here
+            await _reload_keys(p, secret)
             await p.registrar.reload()  # dynamic clients another process registered, changed or deleted
             since_purge += reload
             if since_purge >= PURGE_INTERVAL:
@@ -173,3 +176,37 @@ async def _housekeeping(p: Provider, secret: bytes) -> None:
                 await p.authz.purge_expired(p.clock.now())
         except Exception:  # housekeeping must never kill the server; requests fail closed on their own
             log.exception("housekeeping failed")
+
+
+async def _reload_keys(p: Provider, secret: bytes) -> None:
+    schedule = keys.load_schedule(await p.key_store.list_keys(), secret, p.clock.now())
+    if schedule is not None:
+        p.keys.schedule = schedule
+
+
+def change_listener(p: Provider, secret: bytes) -> changes.ChangeListener | None:
+    """This process's listener for what other processes change (None on SQLite: one process)."""
+    dsn = changes.listener_dsn(p.settings.database_url)
+    if dsn is None:
+        return None
+
+    async def on_keys(_detail: str) -> None:
+        await _reload_keys(p, secret)
+
+    async def on_clients(_detail: str) -> None:
+        await p.registrar.reload()
+
+    async def on_chain(detail: str) -> None:
+        chain_id, _, address = detail.partition(":")
+        for chain_id_now in [int(chain_id)] if chain_id else p.settings.chain_ids:
+            chain = p.chains.get(chain_id_now)
+            reader = chain.reader if chain is not None else None
+            if reader is None:
+                continue
+            if address:
+                reader.invalidate(address)
+            else:
+                reader.invalidate_all()
+
+    handlers = {changes.KEYS: on_keys, changes.CLIENTS: on_clients, changes.CHAIN: on_chain}
+    return changes.ChangeListener(dsn, handlers, connect_timeout=p.settings.database_connect_timeout_seconds)

@@ -122,14 +122,6 @@ def header_deadline_protocol(settings: Settings) -> type[HttpToolsProtocol]:
     return HeaderDeadline
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The ``uvicorn.run`` options that enforce the bounds below the application."""
-    return {
-        "http": header_deadline_protocol(settings),
-        "timeout_keep_alive": settings.http_keep_alive_seconds,
-    }
-
-
 class BodyDeadline:
     """ASGI middleware: the request body must be complete ``seconds`` after the application first reads it."""
 

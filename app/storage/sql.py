@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, bindparam, delete, insert, select, text, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.metrics import Metrics
+from app.storage import changes
 from app.storage import sql_chain_events as chain_events
 from app.storage.db import Timeouts
 from app.storage.group_commit import GroupCommit
@@ -237,6 +238,8 @@ class SqlStore(SqlAuditLog):
             await append(conn, audit, self.hasher)
             if revocation is not None:
                 await self._revoke_subject(conn, revocation)
+            # every replica drops its cached decision for the account, whether or not its follower saw it
+            await changes.announce(conn, changes.CHAIN, changes.chain_detail(key.chain_id, key.account))
             return True
 
     async def family_active(self, family_id: str, now: datetime) -> bool:
@@ -293,6 +296,7 @@ class SqlStore(SqlAuditLog):
             )
             await conn.execute(insert(SigningKey).values(**key.new_row(), activates_at=key.activates_at))
             await append(conn, audit, self.hasher)
+            await changes.announce(conn, changes.KEYS)  # every process reloads its key ring at COMMIT
 
 
 # Hot-path statements, built once: Core constructs with bind parameters compile once and are cached.

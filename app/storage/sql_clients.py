@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.storage import changes
 from app.storage.models import RefreshToken
 from app.storage.models_authz import ClientRecord, RegisteredClient
 from app.storage.records import AuditRecord
@@ -52,6 +53,7 @@ class SqlClientStore(AuditedSqlStore):
                     )
                 )
                 await append(conn, audit, self.hasher)
+                await changes.announce(conn, changes.CLIENTS)
         except IntegrityError:  # the client_id exists (live or deleted): nothing was written
             return False
         return True
@@ -75,6 +77,7 @@ class SqlClientStore(AuditedSqlStore):
             if (await conn.execute(statement)).first() is None:
                 return False
             await append(conn, audit, self.hasher)
+            await changes.announce(conn, changes.CLIENTS)
         return True
 
     async def delete(self, client_id: str, now: datetime, audit: Callable[[int], AuditRecord]) -> bool:
@@ -93,6 +96,7 @@ class SqlClientStore(AuditedSqlStore):
                 .values(revoked_at=now, revoked_reason=DELETED_REASON)
             )
             await append(conn, audit(int(revoked.rowcount)), self.hasher)  # type: ignore[attr-defined]
+            await changes.announce(conn, changes.CLIENTS)
         return True
 
     async def list_active(self) -> list[ClientRecord]:
