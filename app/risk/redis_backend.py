@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from app.risk.counters import FORGET_BELOW, MemoryCounterStore, decayed
 from app.risk.gcra import MICROS, Limit, Verdict, to_micros
 from app.risk.memory import MemoryBackend
-from app.storage.redis import FAILURES, client_options
+from app.storage.redis import FAILURES, client_options, close_redis
 
 log = logging.getLogger("portcullis.risk")
 
@@ -203,7 +203,7 @@ class RedisLink:
     async def close(self) -> None:
         if self._pending:  # deferred refunds still go out before the pool closes
             await asyncio.wait(set(self._pending), timeout=1.0)
-        await self.client.aclose()
+        await close_redis(self.client)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,14 @@ def build_redis(settings: Settings) -> Redis:
     return client
 
 
+async def close_redis(client: Redis) -> None:
+    """Close ``client``'s pool and, behind Sentinel, the connections to the sentinels too."""
+    await client.aclose()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host.strip("[]"), int(port)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from app.storage.redis import FAILURES, RedisConfigError, build_redis, check_credentials
+from app.storage.redis import FAILURES, RedisConfigError, build_redis, check_credentials, close_redis
 from tests.conftest import FakeClock, make_settings, running_app
 from tests.redis_server import RedisServer, write_tls_files
 
@@ -144,7 +144,7 @@ async def test_sentinel_finds_the_master(tmp_path: Path) -> None:
             assert await direct.get("portcullis-test:sentinel") == b"via sentinel"
             await direct.aclose()
         finally:
-            await client.aclose()
+            await close_redis(client)
 
 
 def test_sentinel_settings_are_checked_at_start_up(tmp_path: Path) -> None:
@@ -159,7 +159,8 @@ def test_sentinel_settings_are_checked_at_start_up(tmp_path: Path) -> None:
 
 
 async def test_a_server_that_never_answers_costs_one_socket_timeout(tmp_path: Path) -> None:
-    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", SILENT_PORT)
+    accepted: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", SILENT_PORT)
     client = build_redis(
         make_settings(tmp_path, redis_url=f"redis://127.0.0.1:{SILENT_PORT}/5", redis_socket_timeout=0.3)
     )
@@ -176,4 +177,7 @@ async def test_a_server_that_never_answers_costs_one_socket_timeout(tmp_path: Pa
                 await refused.aclose()
     finally:
         await client.aclose()
+        for writer in accepted:
+            writer.close()
         silent.close()
+        await silent.wait_closed()
