@@ -205,9 +205,7 @@ def main() -> int:
     args = parser.parse_args()
     pg = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
     if not pg:
-        print(
-            "bench/scale.py skipped: PORTCULLIS_TEST_DATABASE_URL is not set (several workers need PostgreSQL)"
-        )
+        print("bench/scale.py skipped: PORTCULLIS_TEST_DATABASE_URL is not set (workers need PostgreSQL)")
         return 0
     cores = os.cpu_count() or 1
     print(f"machine: {machine_note()}; the load client and PostgreSQL share these cores with the server")
