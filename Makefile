@@ -88,6 +88,8 @@ bench: $(STAMP)
 	# bench/peers/siwe-oidc-provider/ (never committed) and is skipped with a line saying so without one.
 	$(BIN)/python bench/login_code_flow.py
 	$(BIN)/python bench/resource_validate.py
+	# Workers 1, 2, 4 on PostgreSQL (PORTCULLIS_TEST_DATABASE_URL; skipped with a line saying so without it).
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/metrics_overhead.py
 
 clean:

@@ -205,10 +205,8 @@ def main() -> int:
     args = parser.parse_args()
     pg = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
     if not pg:
-        print(
-            "PORTCULLIS_TEST_DATABASE_URL is not set: bench/scale.py runs on PostgreSQL only", file=sys.stderr
-        )
-        return 2
+        print("bench/scale.py skipped: PORTCULLIS_TEST_DATABASE_URL is not set (workers need PostgreSQL)")
+        return 0
     cores = os.cpu_count() or 1
     print(f"machine: {machine_note()}; the load client and PostgreSQL share these cores with the server")
     print(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -14,6 +14,7 @@ Settings, so :class:`WorkerConfig` carries the Settings across and builds both i
 from __future__ import annotations
 
 import contextlib
+import inspect
 import signal
 from types import FrameType
 from typing import Any
@@ -70,7 +71,7 @@ def drain_on_signals(app: Starlette) -> None:
     outside a server (no handler of uvicorn's) nothing is changed."""
     for sig in DRAIN_SIGNALS:
         previous = signal.getsignal(sig)
-        if not callable(previous) or getattr(previous, "__self__", None) is None:
+        if not inspect.ismethod(previous):  # uvicorn's is Server.handle_exit, a bound method
             continue
 
         def draining(signum: int, frame: FrameType | None, previous: Any = previous) -> None:

@@ -121,6 +121,25 @@ async def race(
     return [r.status_code for r in replies]
 
 
+def posting(path: str, form: dict[str, str]) -> Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]:
+    """An attempt that posts the same ``form`` to ``path`` at whichever replica it is given."""
+
+    async def attempt(x: httpx.AsyncClient, _i: int) -> httpx.Response:
+        return await x.post(path, data=form)
+
+    return attempt
+
+
+def svc_form(key: Key) -> dict[str, str]:
+    """client_credentials for the service client, with a fresh client assertion (a new jti)."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": "svc",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(key, "svc", ISSUER),
+    }
+
+
 def one_winner(statuses: list[int], what: str, round_: int) -> None:
     assert statuses.count(200) == 1, f"{what}, round {round_}: {sorted(statuses)}"
     assert all(400 <= s < 500 for s in statuses if s != 200), f"{what}, round {round_}: {sorted(statuses)}"
@@ -190,13 +209,8 @@ def test_fifty_parallel_redemptions_have_exactly_one_winner_every_round(cluster:
             phases["SIWE nonce"] = lap()
             # -- refresh tokens
             for n, token in enumerate(refresh_tokens):
-
-                async def refresh(x: httpx.AsyncClient, _i: int, token: str = token) -> httpx.Response:
-                    return await x.post(
-                        "/token", data={"grant_type": "refresh_token", "refresh_token": token}
-                    )
-
-                one_winner(await race(http, refresh), "refresh token", n)
+                form = {"grant_type": "refresh_token", "refresh_token": token}
+                one_winner(await race(http, posting("/token", form)), "refresh token", n)
             phases["refresh token"] = lap()
 
             # -- authorization codes, each from a full authorization at a replica in turn
@@ -219,43 +233,18 @@ def test_fifty_parallel_redemptions_have_exactly_one_winner_every_round(cluster:
                         "client_id": "web",
                         "client_secret": WEB_SECRET,
                     }
-
-                    async def redeem(
-                        x: httpx.AsyncClient, _i: int, form: dict[str, str] = form
-                    ) -> httpx.Response:
-                        return await x.post("/token", data=form)
-
-                    one_winner(await race(http, redeem), "authorization code", n)
+                    one_winner(await race(http, posting("/token", form)), "authorization code", n)
             phases["authorization code"] = lap()
             # -- client-assertion jti: one assertion, presented 50 times
             for n in range(ROUNDS):
-                form = {
-                    "grant_type": "client_credentials",
-                    "client_id": "svc",
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": client_assertion(cluster.svc, "svc", ISSUER),
-                }
-
-                async def assertion(
-                    x: httpx.AsyncClient, _i: int, form: dict[str, str] = form
-                ) -> httpx.Response:
-                    return await x.post("/token", data=form)
-
-                one_winner(await race(http, assertion), "client-assertion jti", n)
+                form = svc_form(cluster.svc)
+                one_winner(await race(http, posting("/token", form)), "client-assertion jti", n)
             phases["client-assertion jti"] = lap()
             # -- DPoP proof jti: one proof, 50 requests that differ in nothing else that is single-use
             holder = Key()
             for n in range(ROUNDS):
                 proof = dpop_proof(holder, "POST", f"{ISSUER}/token")
-                forms = [
-                    {
-                        "grant_type": "client_credentials",
-                        "client_id": "svc",
-                        "client_assertion_type": ASSERTION_TYPE,
-                        "client_assertion": client_assertion(cluster.svc, "svc", ISSUER),
-                    }
-                    for _ in range(PARALLEL)
-                ]
+                forms = [svc_form(cluster.svc) for _ in range(PARALLEL)]
 
                 async def dpop(
                     x: httpx.AsyncClient, i: int, proof: str = proof, forms: list[dict[str, str]] = forms
