@@ -17,7 +17,6 @@ sanctions oracle:
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +33,10 @@ from tests.integration.test_openid_client_e2e import (
     CHROMIUM,
     CLIENT_NAME,
     MFA_ACR,
-    RP_DIR,
     RelyingParty,
     explain,
     needs_rp,
+    run_node,
 )
 
 OPERATOR = "Example Exchange"
@@ -163,18 +162,7 @@ def run_page(
         "timeout_ms": 20000,
         **options,
     }
-    done = subprocess.run(
-        ["node", "hosted_page.mjs"],
-        cwd=RP_DIR,
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, f"hosted_page.mjs printed nothing (exit {done.returncode}): {done.stderr[-3000:]}"
-    result: dict[str, Any] = json.loads(lines[-1])
+    result = run_node("hosted_page.mjs", request)
     assert result["ok"], explain(result)
     return result
 

@@ -138,8 +138,13 @@ def run_flow(
         "chromium": str(CHROMIUM),
         "timeout_ms": 20000,
     }
+    return run_node("flow.mjs", request)
+
+
+def run_node(script: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one of the rp/ scripts with ``request`` on stdin; the JSON line it printed last."""
     done = subprocess.run(
-        ["node", "flow.mjs"],
+        ["node", script],
         cwd=RP_DIR,
         input=json.dumps(request),
         capture_output=True,
@@ -148,7 +153,7 @@ def run_flow(
         check=False,
     )
     lines = done.stdout.strip().splitlines()
-    assert lines, f"flow.mjs printed nothing (exit {done.returncode}): {done.stderr[-3000:]}"
+    assert lines, f"{script} printed nothing (exit {done.returncode}): {done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
