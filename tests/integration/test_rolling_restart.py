@@ -60,8 +60,9 @@ http {{
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_connect_timeout 2s;
         proxy_read_timeout 30s;
-        # as deploy/nginx.conf: a replica that is down or restarting, the request goes to the other
-        proxy_next_upstream error timeout http_502 http_503;
+        # as deploy/nginx.conf: a replica that is down or restarting, the request goes to the other, POSTs
+        # included (a closing replica resets connections it accepted but had not read yet)
+        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
         location / {{ proxy_pass http://portcullis; }}
     }}
 }}
