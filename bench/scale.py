@@ -1,7 +1,8 @@
 """Scale-out over workers: sign-ins/s, refreshes/s and introspections/s with 1, 2 and 4 workers.
 
 A real ``portcullis serve --workers N`` on a fresh PostgreSQL database (PORTCULLIS_TEST_DATABASE_URL), one
-httpx client process on the same machine. Each phase is timed alone:
+httpx client process on the same machine, 3 passes over the worker counts (the order rotated each
+pass), medians with ranges. Each phase is timed alone:
 
 - sign-ins: ``POST /siwe/verify`` of messages signed in advance (their nonces fetched before the clock
   starts), so the client does no signing while timed;
@@ -13,7 +14,7 @@ sign-ins the CPU milliseconds per sign-in of the server (all its processes) and 
 serving its database, with the ceiling the machine's cores give at that cost.
 
     PORTCULLIS_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
-        .venv/bin/python bench/scale.py [--requests 1500] [--concurrency 32] [--workers 1,2,4]
+        .venv/bin/python bench/scale.py [--requests 1500] [--concurrency 32] [--workers 1,2,4] [--passes 3]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -197,48 +199,79 @@ def run_config(workers: int, pg_admin: str, requests: int, concurrency: int, tmp
     return result
 
 
+def _median_range(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--passes", type=int, default=3, help="interleaved passes over the worker counts")
     args = parser.parse_args()
     pg = os.environ.get("PORTCULLIS_TEST_DATABASE_URL")
     if not pg:
         print("bench/scale.py skipped: PORTCULLIS_TEST_DATABASE_URL is not set (workers need PostgreSQL)")
         return 0
     cores = os.cpu_count() or 1
+    counts = [int(w) for w in args.workers.split(",")]
     print(f"machine: {machine_note()}; the load client and PostgreSQL share these cores with the server")
     print(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{args.requests} requests per phase, concurrency {args.concurrency}")
-    results = []
+    print(
+        f"{args.requests} requests per phase, concurrency {args.concurrency}, {args.passes} passes; each pass"
+        " runs every worker count once, the order rotated from pass to pass"
+    )
+    runs: dict[int, list[dict[str, object]]] = {w: [] for w in counts}
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (int(w) for w in args.workers.split(",")):
-            results.append(run_config(workers, pg, args.requests, args.concurrency, Path(tmp)))
-            print(f"  {workers} worker(s) done, load average {os.getloadavg()[0]:.2f}", flush=True)
-    base = results[0]
-    print(f"{'phase':<15} {'workers':>7} {'per s':>8} {'x 1 wkr':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        for n in range(args.passes):
+            order = counts[n % len(counts) :] + counts[: n % len(counts)]
+            for workers in order:
+                where = Path(tmp) / f"pass-{n}"
+                where.mkdir(exist_ok=True)
+                runs[workers].append(run_config(workers, pg, args.requests, args.concurrency, where))
+                print(
+                    f"  pass {n + 1}: {workers} worker(s) done, load average {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+    base = counts[0]
+    print(
+        f"{'phase':<15} {'workers':>7} {'median/s':>9} {'range/s':>13} {f'x {base} wkr':>8}"
+        f" {'p50 ms':>8} {'p99 ms':>8}"
+    )
     for phase in ("sign-ins", "refreshes", "introspections"):
-        for r in results:
-            rate, p50, p99 = r[phase]  # type: ignore[misc]
-            speedup = rate / base[phase][0]  # type: ignore[index]
-            print(f"{phase:<15} {r['workers']:>7} {rate:>8.1f} {speedup:>7.2f} {p50:>8.1f} {p99:>8.1f}")
+        base_rate = _median_range([r[phase][0] for r in runs[base]])[0]  # type: ignore[index]
+        for workers in counts:
+            rows = runs[workers]
+            rate, low, high = _median_range([r[phase][0] for r in rows])  # type: ignore[index]
+            p50 = statistics.median(r[phase][1] for r in rows)  # type: ignore[index]
+            p99 = statistics.median(r[phase][2] for r in rows)  # type: ignore[index]
+            span = f"{low:.1f}-{high:.1f}"
+            print(
+                f"{phase:<15} {workers:>7} {rate:>9.1f} {span:>13} {rate / base_rate:>8.2f}"
+                f" {p50:>8.1f} {p99:>8.1f}"
+            )
     print(
         f"{'workers':>7} {'RSS per worker MB':>18} {'server cpu ms':>13} {'pg cpu ms':>9}"
         f" {'client cpu ms':>13} {'ceiling/s':>9} {'with client/s':>13}"
     )
-    for r in results:
-        server_ms, pg_ms, client_ms = r["cpu"]  # type: ignore[misc]
+    for workers in counts:
+        rows = runs[workers]
+        server_ms, pg_ms, client_ms = (
+            statistics.median(r["cpu"][i] for r in rows)  # type: ignore[index]
+            for i in range(3)
+        )
         ceiling = cores * 1000 / (server_ms + pg_ms)
         with_client = cores * 1000 / (server_ms + pg_ms + client_ms)
-        rss = "/".join(f"{m:.0f}" for m in r["rss"])  # type: ignore[attr-defined]
+        rss = "/".join(f"{m:.0f}" for m in rows[-1]["rss"])  # type: ignore[attr-defined]
         print(
-            f"{r['workers']:>7} {rss:>18} {server_ms:>13.2f} {pg_ms:>9.2f} {client_ms:>13.2f}"
+            f"{workers:>7} {rss:>18} {server_ms:>13.2f} {pg_ms:>9.2f} {client_ms:>13.2f}"
             f" {ceiling:>9.0f} {with_client:>13.0f}"
         )
     print(
-        f"cpu ms are per sign-in; ceiling = {cores} cores x 1000 ms / (server + PostgreSQL cpu ms), 'with"
-        " client' adds the load client's own cpu ms (it runs on the same cores)"
+        f"medians of the passes; cpu ms are per sign-in; RSS from the last pass; ceiling = {cores} cores x"
+        " 1000 ms / (server + PostgreSQL cpu ms), 'with client' adds the load client's own cpu ms (it runs on"
+        " the same cores)"
     )
     print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
